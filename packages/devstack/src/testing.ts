@@ -1,5 +1,9 @@
+import { randomUUID } from 'node:crypto';
+import { Kafka, type KafkaMessage, logLevel } from 'kafkajs';
 import { inject } from 'vitest';
 import { createDatabase } from './database.js';
+import { waitUntil } from './wait.js';
+import './provided-context.js';
 
 /** The services the vitest globalSetup started, as seen from a test file. */
 export function testServices() {
@@ -8,5 +12,92 @@ export function testServices() {
     ...devstack,
     /** A fresh database for this test file; its name starts with `prefix`. */
     createDatabase: (prefix = 'test') => createDatabase(devstack.adminDatabaseUrl, prefix),
+    kafka: (clientId = 'test') => new Kafka({ clientId, brokers: devstack.kafkaBrokers, logLevel: logLevel.NOTHING }),
   };
+}
+
+/** A random topic name, so test files never see each other's records. */
+export function randomTopic(prefix = 'test'): string {
+  return `${prefix}-${randomUUID()}`;
+}
+
+export interface ReadRecord {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: string | null;
+  value: string | null;
+  headers: Record<string, string>;
+}
+
+export interface TopicReader {
+  readonly records: ReadRecord[];
+  /** Waits until `predicate(records)` holds, failing after `timeoutMs` with the count seen. */
+  waitFor(what: string, predicate: (records: ReadRecord[]) => boolean, timeoutMs?: number): Promise<ReadRecord[]>;
+  waitForCount(count: number, timeoutMs?: number): Promise<ReadRecord[]>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Reads topics from the beginning with a plain kafkajs consumer (its own group,
+ * read_committed), collecting every record: the independent witness of what the
+ * library put on Kafka.
+ */
+export async function readTopics(brokers: string[], topics: string[]): Promise<TopicReader> {
+  const kafka = new Kafka({ clientId: 'reader', brokers, logLevel: logLevel.NOTHING });
+  const consumer = kafka.consumer({ groupId: `reader-${randomUUID()}`, maxWaitTimeInMs: 100 });
+  const records: ReadRecord[] = [];
+  await consumer.connect();
+  for (const topic of topics) await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({
+    eachMessage: async ({ topic, partition, message }) => {
+      records.push(toRecord(topic, partition, message));
+    },
+  });
+  const waitFor = (what: string, predicate: (r: ReadRecord[]) => boolean, timeoutMs = 30_000) =>
+    waitUntil(`${what} (have ${records.length} records)`, async () => (predicate(records) ? records : undefined), {
+      timeoutMs,
+      intervalMs: 50,
+    });
+  return {
+    records,
+    waitFor,
+    waitForCount: (count, timeoutMs) =>
+      waitFor(`${count} records on ${topics.join(',')}`, (r) => r.length >= count, timeoutMs),
+    stop: () => consumer.disconnect(),
+  };
+}
+
+function toRecord(topic: string, partition: number, message: KafkaMessage): ReadRecord {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(message.headers ?? {})) {
+    if (value !== undefined) headers[name] = Array.isArray(value) ? String(value[0]) : String(value);
+  }
+  return {
+    topic,
+    partition,
+    offset: message.offset,
+    key: message.key?.toString() ?? null,
+    value: message.value?.toString() ?? null,
+    headers,
+  };
+}
+
+/** Creates topics and waits for their leaders, so the first produce does not race creation. */
+export async function createTopics(
+  brokers: string[],
+  topics: string[],
+  partitions = 3,
+  configEntries: Array<{ name: string; value: string }> = [],
+): Promise<void> {
+  const admin = new Kafka({ clientId: 'topics', brokers, logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({
+      topics: topics.map((topic) => ({ topic, numPartitions: partitions, configEntries })),
+      waitForLeaders: true,
+    });
+  } finally {
+    await admin.disconnect();
+  }
 }

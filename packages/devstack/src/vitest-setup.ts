@@ -1,11 +1,6 @@
 import type { TestProject } from 'vitest/node';
 import { startDevstack } from './index.js';
-
-declare module 'vitest' {
-  export interface ProvidedContext {
-    devstack: { adminDatabaseUrl: string; kafkaBrokers: string[]; provider: string };
-  }
-}
+import './provided-context.js';
 
 /**
  * vitest globalSetup: one PostgreSQL server and one Kafka broker for the whole run,

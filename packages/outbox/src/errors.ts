@@ -1,0 +1,133 @@
+/**
+ * Every error eventual raises on purpose is an `EventualError` with a stable `code`
+ * and a `retriable` flag: callers and the library's own loops decide what to do from
+ * that data, never by parsing messages.
+ */
+export class EventualError extends Error {
+  override name = 'EventualError';
+  readonly code: string;
+  readonly retriable: boolean;
+  constructor(code: string, message: string, options: { retriable?: boolean; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.retriable = options.retriable ?? false;
+  }
+}
+
+/** An option has a wrong type or value; the message names the option and what to change. */
+export class InvalidOptionError extends EventualError {
+  override name = 'InvalidOptionError';
+  constructor(message: string) {
+    super('invalid_option', message);
+  }
+}
+
+/** A message cannot be stored: bad topic/key/type, or a payload that is not JSON. Nothing was written. */
+export class InvalidMessageError extends EventualError {
+  override name = 'InvalidMessageError';
+  constructor(message: string, code = 'invalid_message') {
+    super(code, message);
+  }
+}
+
+/** A message is larger than `maxMessageBytes`. Nothing was written. */
+export class MessageTooLargeError extends InvalidMessageError {
+  override name = 'MessageTooLargeError';
+  readonly bytes: number;
+  readonly limit: number;
+  constructor(bytes: number, limit: number, what: string) {
+    super(
+      `${what} is ${bytes} bytes, over the limit of ${limit} bytes (maxMessageBytes); ` +
+        'store large data elsewhere and send a reference, or raise maxMessageBytes and the topic max.message.bytes together',
+      'message_too_large',
+    );
+    this.bytes = bytes;
+    this.limit = limit;
+  }
+}
+
+/** The caller passed something other than a knex transaction where one is required. */
+export class TransactionRequiredError extends EventualError {
+  override name = 'TransactionRequiredError';
+  constructor(operation: string) {
+    super(
+      'transaction_required',
+      `${operation} needs the knex transaction of your business change (knex.transaction(async (trx) => ...)), ` +
+        'so the message commits if and only if your change commits; it never begins or commits one itself',
+    );
+  }
+}
+
+/**
+ * A prepared message was already resolved the other way, e.g. `commit()` after the
+ * check-back rolled it back. Nothing is published; the caller must compensate its work.
+ */
+export class PreparedMessageResolvedError extends EventualError {
+  override name = 'PreparedMessageResolvedError';
+  readonly messageId: string;
+  readonly state: string;
+  constructor(messageId: string, attempted: 'commit' | 'rollback', state: string) {
+    const hint =
+      attempted === 'commit'
+        ? 'it was rolled back (by you or the check-back) and will never be published: compensate the work you did'
+        : 'it was already committed (by you or the check-back) and is or will be published';
+    super('prepared_message_resolved', `cannot ${attempted} prepared message ${messageId}: it is ${state}; ${hint}`);
+    this.messageId = messageId;
+    this.state = state;
+  }
+}
+
+/** No message with this id exists (or it was cleaned up). */
+export class UnknownMessageError extends EventualError {
+  override name = 'UnknownMessageError';
+  constructor(messageId: string) {
+    super('unknown_message', `no outbox message with id ${messageId}`);
+  }
+}
+
+/** The outbox tables are missing or older than this code: run the migrations. */
+export class SchemaNotReadyError extends EventualError {
+  override name = 'SchemaNotReadyError';
+  constructor(detail: string, cause?: unknown) {
+    super(
+      'schema_not_ready',
+      `the outbox schema is not ready (${detail}); run outbox.migrate() or add outboxMigrations to your knex migrations`,
+      { cause },
+    );
+  }
+}
+
+/** The database refused a state change the state machine does not allow. */
+export class IllegalTransitionError extends EventualError {
+  override name = 'IllegalTransitionError';
+  constructor(detail: string, cause?: unknown) {
+    super('illegal_transition', `illegal outbox state transition: ${detail}`, { cause });
+  }
+}
+
+/**
+ * Publishing to the broker failed. `kind` says whose fault it was:
+ * - `unavailable`: the broker or network (not the message's fault; does not count an attempt),
+ * - `retriable`: this publication failed but may succeed later (counts an attempt),
+ * - `permanent`: it can never succeed (oversized record, invalid topic): the message goes dead.
+ */
+export type PublishErrorKind = 'unavailable' | 'retriable' | 'permanent';
+
+export class PublishError extends EventualError {
+  override name = 'PublishError';
+  readonly kind: PublishErrorKind;
+  constructor(kind: PublishErrorKind, message: string, cause?: unknown) {
+    super(`publish_${kind}`, message, { retriable: kind !== 'permanent', cause });
+    this.kind = kind;
+  }
+}
+
+/** Translates driver errors at one chokepoint: known SQLSTATEs become typed errors. */
+export function translateDatabaseError(error: unknown): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (code === '42P01' || code === '3F000' || code === '42883') return new SchemaNotReadyError(message, error);
+  // Raised by the state-machine trigger (see migrations.ts).
+  if (code === 'EV001') return new IllegalTransitionError(message, error);
+  return error;
+}

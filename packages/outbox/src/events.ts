@@ -1,0 +1,73 @@
+import type { Message } from './message.js';
+
+/** Every event eventual's outbox emits, by name. Listeners can never break the library. */
+export interface OutboxEventMap {
+  'relay:published': { messages: Message[]; durationMs: number };
+  /** A publication failed; the messages will be retried after `retryInMs` unless they went dead. */
+  'relay:failed': {
+    messageIds: string[];
+    error: Error;
+    kind: 'unavailable' | 'retriable' | 'permanent';
+    retryInMs: number;
+  };
+  'relay:dead': { messageId: string; topic: string; error: string; attempts: number };
+  /** The relay lost a shard lease between publishing and marking; another instance republishes. */
+  'relay:fenced': { shard: number; messageIds: string[] };
+  'relay:leases': { owned: number[] };
+  'relay:error': { error: Error };
+  'checkback:checked': { messageId: string; answer: 'commit' | 'rollback' | 'unknown'; checks: number };
+  'checkback:resolved': { messageId: string; resolution: 'commit' | 'rollback'; by: 'checkback' | 'default' };
+  'checkback:exhausted': { messageId: string; checks: number; resolution: 'commit' | 'rollback' };
+  'cleanup:deleted': { deleted: number };
+  'sweep:dead': { dead: number; oldestDeadId: string | null };
+  'scheduler:error': { job: string; error: Error };
+}
+
+export type OutboxEventName = keyof OutboxEventMap;
+type Listener<E extends OutboxEventName> = (payload: OutboxEventMap[E]) => void;
+
+/**
+ * A tiny typed emitter. `on()` returns an unsubscribe function (as kafkajs does); a
+ * listener that throws or rejects is reported on stderr once per listener and never
+ * interrupts the loop that emitted.
+ */
+export class Events {
+  readonly #listeners = new Map<OutboxEventName, Set<Listener<never>>>();
+  readonly #reported = new WeakSet<object>();
+
+  on<E extends OutboxEventName>(event: E, listener: Listener<E>): () => void {
+    const set = this.#listeners.get(event) ?? new Set();
+    set.add(listener as Listener<never>);
+    this.#listeners.set(event, set);
+    return () => void set.delete(listener as Listener<never>);
+  }
+
+  emit<E extends OutboxEventName>(event: E, payload: OutboxEventMap[E]): void {
+    for (const listener of this.#listeners.get(event) ?? []) {
+      try {
+        const result = (listener as Listener<E>)(payload) as unknown;
+        if (result instanceof Promise) result.catch((error: unknown) => this.#report(event, listener, error));
+      } catch (error) {
+        this.#report(event, listener, error);
+      }
+    }
+  }
+
+  #report(event: string, listener: object, error: unknown): void {
+    if (this.#reported.has(listener)) return;
+    this.#reported.add(listener);
+    process.stderr.write(
+      `[eventual] a '${event}' listener threw (reported once, ignored): ${error instanceof Error ? error.stack : String(error)}\n`,
+    );
+  }
+}
+
+/** Running totals a metrics exporter can read at any time. */
+export interface OutboxCounters {
+  published: number;
+  failed: number;
+  dead: number;
+  checked: number;
+  fenced: number;
+  cleaned: number;
+}

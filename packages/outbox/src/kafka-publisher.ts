@@ -1,0 +1,141 @@
+import type { Kafka, Producer, ProducerConfig, TopicMessages } from 'kafkajs';
+import { PublishError, type PublishErrorKind } from './errors.js';
+import type { OutboundRecord, Publisher } from './publisher.js';
+
+export interface KafkaPublisherOptions {
+  /** A kafkajs client; the publisher creates and owns its producer. */
+  kafka: Kafka;
+  /**
+   * Producer settings. eventual always uses the idempotent producer with one request in
+   * flight per broker (per-partition order and no duplicates from the producer's own
+   * retries) and acks from all in-sync replicas; these cannot be overridden.
+   */
+  producer?: Omit<ProducerConfig, 'idempotent' | 'maxInFlightRequests'>;
+}
+
+/** Protocol errors that no retry can fix: the message itself is unpublishable. */
+const PERMANENT = new Set([
+  'MESSAGE_TOO_LARGE',
+  'RECORD_LIST_TOO_LARGE',
+  'INVALID_TOPIC_EXCEPTION',
+  'INVALID_RECORD',
+  'TOPIC_AUTHORIZATION_FAILED',
+  'POLICY_VIOLATION',
+  'INVALID_REQUIRED_ACKS',
+  'UNSUPPORTED_FOR_MESSAGE_FORMAT',
+]);
+
+/** Errors that say "the broker is not reachable or not ready", not "this message is bad". */
+const UNAVAILABLE_NAMES = new Set([
+  'KafkaJSConnectionError',
+  'KafkaJSConnectionClosedError',
+  'KafkaJSRequestTimeoutError',
+  'KafkaJSBrokerNotFound',
+  'KafkaJSLockTimeout',
+  'KafkaJSMetadataNotLoaded',
+  'KafkaJSNotImplemented',
+]);
+const UNAVAILABLE_TYPES = new Set([
+  'LEADER_NOT_AVAILABLE',
+  'NOT_LEADER_FOR_PARTITION',
+  'NOT_LEADER_OR_FOLLOWER',
+  'BROKER_NOT_AVAILABLE',
+  'REQUEST_TIMED_OUT',
+  'NETWORK_EXCEPTION',
+  'NOT_ENOUGH_REPLICAS',
+  'NOT_ENOUGH_REPLICAS_AFTER_APPEND',
+  'COORDINATOR_NOT_AVAILABLE',
+  'COORDINATOR_LOAD_IN_PROGRESS',
+  'KAFKA_STORAGE_ERROR',
+]);
+
+/**
+ * Classifies a kafkajs error at this one chokepoint by walking its cause chain
+ * (kafkajs wraps the real error in KafkaJSNumberOfRetriesExceeded and friends).
+ */
+export function classifyKafkaError(error: unknown): PublishErrorKind {
+  const chain: unknown[] = [];
+  for (
+    let e: unknown = error;
+    e && chain.length < 10;
+    e = (e as { cause?: unknown; originalError?: unknown }).cause ?? (e as { originalError?: unknown }).originalError
+  ) {
+    chain.push(e);
+    for (const inner of (e as { errors?: unknown[] }).errors ?? []) chain.push(inner);
+  }
+  const types = chain.map((e) => (e as { type?: string }).type).filter(Boolean) as string[];
+  if (types.some((t) => PERMANENT.has(t))) return 'permanent';
+  if (types.some((t) => UNAVAILABLE_TYPES.has(t))) return 'unavailable';
+  if (chain.some((e) => UNAVAILABLE_NAMES.has((e as { name?: string }).name ?? ''))) return 'unavailable';
+  if (
+    chain.some((e) => /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|connect/i.test((e as Error)?.message ?? ''))
+  )
+    return 'unavailable';
+  return 'retriable';
+}
+
+/**
+ * The default publisher: a kafkajs idempotent producer. Record key = message key,
+ * value = the JSON payload text, headers = the message headers.
+ *
+ * After any failure that is not the message's fault the producer is replaced on the
+ * next publish: after a broker restart an idempotent kafkajs producer can be left
+ * with a stale producer id/sequence and fail every later send.
+ */
+export function createKafkaPublisher(options: KafkaPublisherOptions): Publisher {
+  let producer: Producer | undefined;
+  let connecting: Promise<Producer> | undefined;
+
+  const connected = () => {
+    connecting ??= (async () => {
+      const p = options.kafka.producer({
+        retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 2_000 },
+        ...options.producer,
+        idempotent: true,
+        maxInFlightRequests: 1,
+      });
+      await p.connect();
+      producer = p;
+      return p;
+    })().catch((error) => {
+      connecting = undefined;
+      throw error;
+    });
+    return connecting;
+  };
+
+  const reset = async () => {
+    const old = producer;
+    producer = undefined;
+    connecting = undefined;
+    await old?.disconnect().catch(() => {});
+  };
+
+  return {
+    async publish(records) {
+      if (records.length === 0) return;
+      const byTopic = new Map<string, TopicMessages>();
+      for (const r of records) {
+        const entry = byTopic.get(r.topic) ?? { topic: r.topic, messages: [] };
+        byTopic.set(r.topic, entry);
+        entry.messages.push({ key: r.key, value: r.value, headers: r.headers });
+      }
+      try {
+        const p = await connected();
+        await p.sendBatch({ topicMessages: [...byTopic.values()], acks: -1 });
+      } catch (error) {
+        const kind = classifyKafkaError(error);
+        if (kind !== 'permanent') await reset();
+        const message = error instanceof Error ? error.message : String(error);
+        throw new PublishError(
+          kind,
+          `publishing ${records.length} record(s) to Kafka failed (${kind}): ${message}`,
+          error,
+        );
+      }
+    },
+    async close() {
+      await reset();
+    },
+  };
+}

@@ -1,0 +1,167 @@
+import { v7 as uuidv7 } from 'uuid';
+import { InvalidMessageError, MessageTooLargeError } from './errors.js';
+
+/** A JSON value as it travels: what `JSON.parse(JSON.stringify(x))` gives back unchanged. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** What a producer hands to `enqueue` / `prepare`. */
+export interface MessageInput<P = unknown> {
+  topic: string;
+  /** Partition key, usually the aggregate id; per-key order is preserved. */
+  key: string;
+  /** Message type, e.g. `OrderCreated`; consumers dispatch on it. */
+  type: string;
+  /** Any JSON-serialisable value. */
+  payload: P;
+  /** Extra headers (string values). The standard ones below are set by eventual. */
+  headers?: Record<string, string>;
+  /** Defaults to the message's own id (it starts a new conversation). */
+  correlationId?: string;
+  /** The id of the message that caused this one; defaults to the message's own id. */
+  causationId?: string;
+}
+
+/** A message as stored and published: `{ id, topic, key, type, payload, headers }`. */
+export interface Message<P = JsonValue> {
+  id: string;
+  topic: string;
+  key: string;
+  type: string;
+  payload: P;
+  headers: Record<string, string>;
+}
+
+export const HEADER = {
+  id: 'message-id',
+  type: 'message-type',
+  correlationId: 'correlation-id',
+  causationId: 'causation-id',
+  traceparent: 'traceparent',
+} as const;
+
+/** A message ready for insert: validated, with id, headers and the exact JSON text. */
+export interface PreparedRow {
+  message: Message<JsonValue>;
+  payloadJson: string;
+  headersJson: string;
+  keyHash: number;
+}
+
+const TOPIC = /^[a-zA-Z0-9._-]{1,249}$/;
+const TYPE = /^[A-Za-z0-9_.:/-]{1,200}$/;
+
+export function buildRow(input: MessageInput, limit: number, traceparent: string | undefined): PreparedRow {
+  if (input === null || typeof input !== 'object')
+    throw new InvalidMessageError(`a message must be an object { topic, key, type, payload }, got ${describe(input)}`);
+  const { topic, key, type, payload, headers = {} } = input;
+  if (typeof topic !== 'string' || !TOPIC.test(topic) || topic === '.' || topic === '..') {
+    throw new InvalidMessageError(
+      `topic must be a legal Kafka topic name (1-249 of [a-zA-Z0-9._-]), got ${describe(topic)}`,
+    );
+  }
+  if (typeof key !== 'string' || key.length === 0 || key.length > 1024) {
+    throw new InvalidMessageError(
+      `key must be a non-empty string of at most 1024 characters (usually the aggregate id), got ${describe(key)}`,
+    );
+  }
+  if (typeof type !== 'string' || !TYPE.test(type)) {
+    throw new InvalidMessageError(`type must be 1-200 of [A-Za-z0-9_.:/-], e.g. 'OrderCreated', got ${describe(type)}`);
+  }
+  if (headers === null || typeof headers !== 'object' || Array.isArray(headers))
+    throw new InvalidMessageError('headers must be an object of string values');
+  for (const [name, value] of Object.entries(headers)) {
+    if (typeof value !== 'string')
+      throw new InvalidMessageError(`header '${name}' must be a string, got ${describe(value)}`);
+  }
+  assertJson(payload, 'payload');
+  const id = uuidv7();
+  const all: Record<string, string> = {
+    ...headers,
+    [HEADER.id]: id,
+    [HEADER.type]: type,
+    [HEADER.correlationId]: optionalId('correlationId', input.correlationId) ?? headers[HEADER.correlationId] ?? id,
+    [HEADER.causationId]: optionalId('causationId', input.causationId) ?? headers[HEADER.causationId] ?? id,
+  };
+  const trace = headers[HEADER.traceparent] ?? traceparent;
+  if (trace !== undefined) all[HEADER.traceparent] = trace;
+  const payloadJson = JSON.stringify(payload);
+  const headersJson = JSON.stringify(all);
+  const bytes = Buffer.byteLength(payloadJson) + Buffer.byteLength(key) + Buffer.byteLength(headersJson);
+  if (bytes > limit) throw new MessageTooLargeError(bytes, limit, `message ${type} for key ${key}`);
+  return {
+    message: { id, topic, key, type, payload: JSON.parse(payloadJson) as JsonValue, headers: all },
+    payloadJson,
+    headersJson,
+    keyHash: fnv1a(key),
+  };
+}
+
+function optionalId(name: string, value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value.length === 0 || value.length > 200) {
+    throw new InvalidMessageError(
+      `${name} must be a non-empty string of at most 200 characters, got ${describe(value)}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Rejects what JSON.stringify would silently change or drop (undefined, functions,
+ * NaN, Infinity, BigInt, class instances, cycles), naming the exact path, so the
+ * consumer receives exactly what the producer meant.
+ */
+function assertJson(value: unknown, path: string, seen = new Set<object>()): void {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return;
+    case 'number':
+      if (!Number.isFinite(value)) throw new InvalidMessageError(`${path} is ${value}, which JSON cannot represent`);
+      return;
+    case 'object': {
+      if (value === null) return;
+      if (seen.has(value))
+        throw new InvalidMessageError(`${path} refers back to itself (a cycle); JSON cannot represent it`);
+      if (value instanceof Date) {
+        if (Number.isNaN(value.getTime())) throw new InvalidMessageError(`${path} is an invalid Date`);
+        return;
+      }
+      seen.add(value);
+      if (Array.isArray(value)) {
+        for (const [i, item] of value.entries()) assertJson(item, `${path}[${i}]`, seen);
+      } else {
+        const proto = Object.getPrototypeOf(value);
+        if (proto !== Object.prototype && proto !== null) {
+          throw new InvalidMessageError(
+            `${path} is a ${proto?.constructor?.name ?? 'non-plain'} object; send plain objects, arrays and primitives`,
+          );
+        }
+        for (const [k, v] of Object.entries(value)) assertJson(v, `${path}.${k}`, seen);
+      }
+      seen.delete(value);
+      return;
+    }
+    default:
+      throw new InvalidMessageError(`${path} is ${describe(value)}, which is not JSON-serialisable`);
+  }
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'bigint') return `a bigint (${value}n)`;
+  if (typeof value === 'function') return 'a function';
+  if (typeof value === 'symbol') return 'a symbol';
+  if (value === undefined) return 'undefined';
+  const text = JSON.stringify(value);
+  return text === undefined ? String(value) : text.length > 60 ? `${text.slice(0, 60)}...` : text;
+}
+
+/** 32-bit FNV-1a of the key's UTF-8 bytes: a stable shard assignment across processes. */
+export function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (const byte of Buffer.from(text, 'utf8')) {
+    hash ^= byte;
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}

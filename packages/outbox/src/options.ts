@@ -1,0 +1,129 @@
+import type { Knex } from 'knex';
+import type { BackoffPolicy } from './backoff.js';
+import { InvalidOptionError } from './errors.js';
+import { fraction, identifier, integer, isKnex, knownKeys, oneOf } from './validate.js';
+
+export interface OutboxOptions {
+  /** The knex instance of the producing service's database (PostgreSQL, `pg` client). */
+  knex: Knex;
+  /** Schema holding the outbox tables. Default `eventual`. */
+  schema?: string;
+  /** Name of the messages table; its helper tables get this as prefix. Default `outbox`. */
+  table?: string;
+  /** Largest accepted message (payload + key + headers, UTF-8 bytes). Default 1,000,000. */
+  maxMessageBytes?: number;
+  /** Returns the active W3C traceparent, if any, to put in message headers. */
+  traceparent?: () => string | undefined;
+  /** How prepared messages whose producer went silent are resolved. */
+  checkBack?: CheckBackOptions;
+}
+
+export interface CheckBackOptions {
+  /** First check this long after `prepare()`. Default 30,000 ms. */
+  checkAfterMs?: number;
+  /** Checks before giving up and applying `defaultResolution`. Default 15. */
+  maxChecks?: number;
+  /** Delay between checks answered `unknown`. Default 1 s doubling to 5 min, 20% jitter. */
+  backoff?: BackoffOptions;
+  /** Applied when `maxChecks` checks all answered `unknown`. Default `rollback`. */
+  defaultResolution?: 'commit' | 'rollback';
+  /** Prepared messages checked per run. Default 100. */
+  batchSize?: number;
+}
+
+export interface ResolvedCheckBack {
+  checkAfterMs: number;
+  maxChecks: number;
+  backoff: BackoffPolicy;
+  defaultResolution: 'commit' | 'rollback';
+  batchSize: number;
+}
+
+export interface ResolvedOutboxOptions {
+  knex: Knex;
+  schema: string;
+  table: string;
+  maxMessageBytes: number;
+  traceparent: () => string | undefined;
+  checkBack: ResolvedCheckBack;
+  /** Quoted, schema-qualified names used in SQL. */
+  tables: { messages: string; leases: string; settings: string };
+  /** LISTEN/NOTIFY channel that wakes relays. */
+  channel: string;
+}
+
+export function resolveOutboxOptions(options: OutboxOptions): ResolvedOutboxOptions {
+  if (options === null || typeof options !== 'object')
+    throw new InvalidOptionError('createOutbox needs an options object with at least { knex }');
+  knownKeys('createOutbox', options, ['knex', 'schema', 'table', 'maxMessageBytes', 'traceparent', 'checkBack']);
+  if (!isKnex(options.knex))
+    throw new InvalidOptionError('knex must be a knex instance created with knex({ client: "pg", ... })');
+  const schema = identifier('schema', options.schema ?? 'eventual');
+  const table = identifier('table', options.table ?? 'outbox');
+  const maxMessageBytes = integer('maxMessageBytes', options.maxMessageBytes ?? 1_000_000, 1_024, 100 * 1024 * 1024);
+  if (options.traceparent !== undefined && typeof options.traceparent !== 'function') {
+    throw new InvalidOptionError('traceparent must be a function returning the active traceparent header or undefined');
+  }
+  const q = (name: string) => `"${schema}"."${name}"`;
+  return {
+    knex: options.knex,
+    schema,
+    table,
+    maxMessageBytes,
+    traceparent: options.traceparent ?? (() => undefined),
+    checkBack: resolveCheckBack(options.checkBack ?? {}),
+    tables: { messages: q(table), leases: q(`${table}_leases`), settings: q(`${table}_settings`) },
+    channel: `${schema}_${table}`,
+  };
+}
+
+function resolveCheckBack(given: CheckBackOptions): ResolvedCheckBack {
+  knownKeys('checkBack', given, ['checkAfterMs', 'maxChecks', 'backoff', 'defaultResolution', 'batchSize']);
+  return {
+    checkAfterMs: integer('checkBack.checkAfterMs', given.checkAfterMs ?? 30_000, 0, 86_400_000),
+    maxChecks: integer('checkBack.maxChecks', given.maxChecks ?? 15, 1, 1_000),
+    backoff: resolveBackoff('checkBack.backoff', given.backoff, {
+      initialMs: 1_000,
+      maxMs: 300_000,
+      factor: 2,
+      jitter: 0.2,
+    }),
+    defaultResolution: oneOf('checkBack.defaultResolution', given.defaultResolution ?? 'rollback', [
+      'commit',
+      'rollback',
+    ]),
+    batchSize: integer('checkBack.batchSize', given.batchSize ?? 100, 1, 10_000),
+  };
+}
+
+export interface BackoffOptions {
+  initialMs?: number;
+  maxMs?: number;
+  factor?: number;
+  jitter?: number;
+}
+
+export function resolveBackoff(
+  option: string,
+  value: BackoffOptions | undefined,
+  defaults: BackoffPolicy,
+): BackoffPolicy {
+  const given = value ?? {};
+  knownKeys(option, given, ['initialMs', 'maxMs', 'factor', 'jitter']);
+  const policy = {
+    initialMs: integer(`${option}.initialMs`, given.initialMs ?? defaults.initialMs, 1, 86_400_000),
+    maxMs: integer(`${option}.maxMs`, given.maxMs ?? defaults.maxMs, 1, 86_400_000),
+    factor: given.factor ?? defaults.factor,
+    jitter: fraction(`${option}.jitter`, given.jitter ?? defaults.jitter),
+  };
+  if (typeof policy.factor !== 'number' || !(policy.factor >= 1 && policy.factor <= 10)) {
+    throw new InvalidOptionError(
+      `${option}.factor must be a number between 1 and 10, got ${JSON.stringify(policy.factor)}`,
+    );
+  }
+  if (policy.maxMs < policy.initialMs)
+    throw new InvalidOptionError(
+      `${option}.maxMs (${policy.maxMs}) must be >= ${option}.initialMs (${policy.initialMs})`,
+    );
+  return policy;
+}

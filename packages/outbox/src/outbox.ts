@@ -1,0 +1,243 @@
+import type { Knex } from 'knex';
+import {
+  InvalidMessageError,
+  InvalidOptionError,
+  PreparedMessageResolvedError,
+  TransactionRequiredError,
+  UnknownMessageError,
+} from './errors.js';
+import { Events, type OutboxCounters, type OutboxEventMap, type OutboxEventName } from './events.js';
+import { buildRow, type JsonValue, type Message, type MessageInput } from './message.js';
+import { migrateOutbox, type OutboxSchemaOptions } from './migrations.js';
+import { type OutboxOptions, type ResolvedOutboxOptions, resolveOutboxOptions } from './options.js';
+import { requeueDead, selectDead, selectStats } from './sql/dead.js';
+import { insertMessages } from './sql/enqueue.js';
+import { type Resolution, resolvePrepared, selectState } from './sql/prepared.js';
+import { run } from './sql/statement.js';
+import { integer } from './validate.js';
+
+/** What a check-back checker answers about a prepared message whose producer went silent. */
+export type CheckAnswer = 'commit' | 'rollback' | 'unknown';
+export type Checker = (message: Message) => CheckAnswer | Promise<CheckAnswer>;
+export interface CheckerSelector {
+  topic?: string;
+  type?: string;
+}
+
+export interface DeadMessage extends Message {
+  attempts: number;
+  lastError: string | null;
+  createdAt: Date;
+}
+
+export interface OutboxStats {
+  pending: number;
+  prepared: number;
+  dead: number;
+  /** Age in ms of the oldest pending message: how far behind the relay is. */
+  lagMs: number;
+}
+
+/** Messages enqueued through an outbox bound to one transaction, e.g. in a consumer handler. */
+export interface BoundOutbox {
+  enqueue<P>(message: MessageInput<P>): Promise<Message>;
+  enqueue<P>(messages: MessageInput<P>[]): Promise<Message[]>;
+}
+
+export interface Outbox {
+  readonly options: ResolvedOutboxOptions;
+  /** Creates or upgrades the outbox tables (idempotent). `shards` applies only on creation. */
+  migrate(options?: Pick<OutboxSchemaOptions, 'shards'>): Promise<void>;
+  /** Inserts `pending` messages inside the caller's transaction; returns them with ids and headers. */
+  enqueue<P>(trx: Knex.Transaction, message: MessageInput<P>): Promise<Message>;
+  enqueue<P>(trx: Knex.Transaction, messages: MessageInput<P>[]): Promise<Message[]>;
+  /** `enqueue` with `trx` fixed and correlation/causation defaults, for handlers. */
+  bind(trx: Knex.Transaction, defaults?: { correlationId?: string; causationId?: string }): BoundOutbox;
+  /** Stores a `prepared` (half) message and commits it (or writes in `trx` when given). */
+  prepare<P>(message: MessageInput<P>, options?: { trx?: Knex.Transaction }): Promise<Message>;
+  /** prepared -> pending. Idempotent; throws `PreparedMessageResolvedError` if it was rolled back. */
+  commit(id: string, options?: { trx?: Knex.Transaction }): Promise<void>;
+  /** prepared -> cancelled. Idempotent; throws `PreparedMessageResolvedError` if it was committed. */
+  rollback(id: string, options?: { trx?: Knex.Transaction }): Promise<void>;
+  /** Registers the check-back checker for prepared messages of a topic and/or type. */
+  registerChecker(selector: CheckerSelector, checker: Checker): () => void;
+  /** Finds the checker for a message: type+topic, then type, then topic. */
+  checkerFor(message: Pick<Message, 'topic' | 'type'>): Checker | undefined;
+  listDead(options?: { limit?: number; afterId?: string; topic?: string }): Promise<DeadMessage[]>;
+  /** dead -> pending with a fresh attempt budget; returns the ids that moved. */
+  requeue(ids: string[]): Promise<string[]>;
+  stats(): Promise<OutboxStats>;
+  readonly counters: Readonly<OutboxCounters>;
+  on<E extends OutboxEventName>(event: E, listener: (payload: OutboxEventMap[E]) => void): () => void;
+  /** For the relay and scheduler of this outbox; not part of the public surface. */
+  readonly internals: { events: Events; counters: OutboxCounters };
+}
+
+export function createOutbox(options: OutboxOptions): Outbox {
+  const o = resolveOutboxOptions(options);
+  const events = new Events();
+  const counters: OutboxCounters = { published: 0, failed: 0, dead: 0, checked: 0, fenced: 0, cleaned: 0 };
+  const checkers = new Map<string, Checker>();
+
+  async function insert(
+    db: Knex | Knex.Transaction,
+    inputs: MessageInput[],
+    state: 'pending' | 'prepared',
+    checkAfterMs: number | null,
+  ) {
+    const trace = o.traceparent();
+    const rows = inputs.map((input, i) => {
+      try {
+        return buildRow(input, o.maxMessageBytes, trace);
+      } catch (error) {
+        if (inputs.length > 1 && error instanceof InvalidMessageError)
+          error.message = `messages[${i}]: ${error.message}`;
+        throw error;
+      }
+    });
+    if (rows.length > 0) await run(db, insertMessages(o, rows, state, checkAfterMs));
+    return rows.map((row) => row.message);
+  }
+
+  async function resolve(id: string, resolution: Resolution, trx: Knex.Transaction | undefined): Promise<void> {
+    const db = trx ?? o.knex;
+    assertId(id);
+    const resolved = await run<{ state: string }>(db, resolvePrepared(o, id, resolution, 'producer', null));
+    if (resolved.length > 0) return;
+    const [current] = await run<{ state: string }>(db, selectState(o, id));
+    if (!current) throw new UnknownMessageError(id);
+    const wanted = resolution === 'commit' ? ['pending', 'published', 'dead'] : ['cancelled'];
+    if (wanted.includes(current.state)) return; // already resolved the same way: idempotent
+    throw new PreparedMessageResolvedError(id, resolution, current.state);
+  }
+
+  const outbox: Outbox = {
+    options: o,
+    async migrate(schemaOptions = {}) {
+      await migrateOutbox(o.knex, { schema: o.schema, table: o.table, ...schemaOptions });
+    },
+    enqueue: (async (trx: Knex.Transaction, input: MessageInput | MessageInput[]) => {
+      assertTransaction(trx, 'outbox.enqueue');
+      const messages = await insert(trx, Array.isArray(input) ? input : [input], 'pending', null);
+      return Array.isArray(input) ? messages : messages[0];
+    }) as Outbox['enqueue'],
+    bind(trx, defaults = {}) {
+      assertTransaction(trx, 'outbox.bind');
+      const withDefaults = (m: MessageInput): MessageInput => ({
+        ...m,
+        correlationId: m.correlationId ?? defaults.correlationId,
+        causationId: m.causationId ?? defaults.causationId,
+      });
+      return {
+        enqueue: ((input: MessageInput | MessageInput[]) =>
+          Array.isArray(input)
+            ? outbox.enqueue(trx, input.map(withDefaults))
+            : outbox.enqueue(trx, withDefaults(input))) as BoundOutbox['enqueue'],
+      };
+    },
+    async prepare(input, { trx } = {}) {
+      if (trx !== undefined) assertTransaction(trx, 'outbox.prepare');
+      const checker = outbox.checkerFor(input);
+      if (!checker) {
+        throw new InvalidOptionError(
+          `no check-back checker is registered for topic '${input.topic}' / type '${input.type}'; ` +
+            'register one with outbox.registerChecker() before preparing, or the check-back could never resolve it',
+        );
+      }
+      const [message] = await insert(trx ?? o.knex, [input], 'prepared', o.checkBack.checkAfterMs);
+      return message!;
+    },
+    commit: (id, { trx } = {}) => resolve(id, 'commit', trx),
+    rollback: (id, { trx } = {}) => resolve(id, 'rollback', trx),
+    registerChecker(selector, checker) {
+      if (
+        selector === null ||
+        typeof selector !== 'object' ||
+        (selector.topic === undefined && selector.type === undefined)
+      ) {
+        throw new InvalidOptionError(
+          'registerChecker needs { topic } and/or { type } to say which prepared messages it answers for',
+        );
+      }
+      if (typeof checker !== 'function')
+        throw new InvalidOptionError(
+          'registerChecker needs a checker function (message) => "commit" | "rollback" | "unknown"',
+        );
+      const key = checkerKey(selector.topic, selector.type);
+      if (checkers.has(key)) throw new InvalidOptionError(`a checker is already registered for ${key}`);
+      checkers.set(key, checker);
+      return () => void checkers.delete(key);
+    },
+    checkerFor: ({ topic, type }) =>
+      checkers.get(checkerKey(topic, type)) ??
+      checkers.get(checkerKey(undefined, type)) ??
+      checkers.get(checkerKey(topic, undefined)),
+    async listDead({ limit = 100, afterId, topic } = {}) {
+      integer('limit', limit, 1, 10_000);
+      if (afterId !== undefined) assertId(afterId);
+      const rows = await run<DeadRow>(o.knex, selectDead(o, limit, afterId ?? null, topic ?? null));
+      return rows.map((r) => ({
+        id: r.id,
+        topic: r.topic,
+        key: r.key,
+        type: r.type,
+        payload: r.payload,
+        headers: r.headers,
+        attempts: r.attempts,
+        lastError: r.last_error,
+        createdAt: r.created_at,
+      }));
+    },
+    async requeue(ids) {
+      if (!Array.isArray(ids)) throw new InvalidOptionError('requeue needs an array of message ids');
+      for (const id of ids) assertId(id);
+      if (ids.length === 0) return [];
+      const rows = await run<{ id: string }>(o.knex, requeueDead(o, ids));
+      return rows.map((r) => r.id);
+    },
+    async stats() {
+      const [row] = await run<{ pending: number; prepared: number; dead: number; lag_ms: number }>(
+        o.knex,
+        selectStats(o),
+      );
+      return { pending: row!.pending, prepared: row!.prepared, dead: row!.dead, lagMs: Math.round(row!.lag_ms) };
+    },
+    counters,
+    on: (event, listener) => events.on(event, listener),
+    internals: { events, counters },
+  };
+  return outbox;
+}
+
+interface DeadRow {
+  id: string;
+  topic: string;
+  key: string;
+  type: string;
+  payload: JsonValue;
+  headers: Record<string, string>;
+  attempts: number;
+  last_error: string | null;
+  created_at: Date;
+}
+
+function checkerKey(topic: string | undefined, type: string | undefined): string {
+  return `topic=${topic ?? '*'} type=${type ?? '*'}`;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+function assertId(id: unknown): void {
+  if (typeof id !== 'string' || !UUID.test(id))
+    throw new InvalidOptionError(`message id must be a UUID, got ${JSON.stringify(id)}`);
+}
+
+/**
+ * A knex transaction is a function with `isTransaction === true`. A plain knex
+ * instance would make each statement its own transaction, so the message could
+ * commit without the business change: refuse it.
+ */
+function assertTransaction(trx: unknown, operation: string): void {
+  if (typeof trx !== 'function' || (trx as { isTransaction?: boolean }).isTransaction !== true) {
+    throw new TransactionRequiredError(operation);
+  }
+}

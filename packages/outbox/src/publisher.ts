@@ -1,0 +1,20 @@
+/** A record as the relay hands it to a publisher. */
+export interface OutboundRecord {
+  id: string;
+  topic: string;
+  key: string;
+  /** The JSON payload text, published as the record value byte for byte. */
+  value: string;
+  headers: Record<string, string>;
+}
+
+/**
+ * The relay's port to a broker: two methods, so another client than kafkajs can be
+ * plugged in. `publish` resolves only once the broker acknowledged every record (in
+ * order per key) and otherwise throws a `PublishError` whose `kind` says whether the
+ * broker was unavailable, the publication may succeed later, or never can.
+ */
+export interface Publisher {
+  publish(records: OutboundRecord[]): Promise<void>;
+  close(): Promise<void>;
+}

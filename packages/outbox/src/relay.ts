@@ -1,0 +1,433 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { type BackoffPolicy, backoffDelay } from './backoff.js';
+import { InvalidOptionError, PublishError, type PublishErrorKind } from './errors.js';
+import type { Message } from './message.js';
+import { type BackoffOptions, resolveBackoff } from './options.js';
+import type { Outbox } from './outbox.js';
+import type { OutboundRecord, Publisher } from './publisher.js';
+import { type ClaimedRow, claimBatch } from './sql/claim.js';
+import {
+  acquireFreeShards,
+  acquireLease,
+  memberLeaseName,
+  releaseLeases,
+  renewLeases,
+  selectMembership,
+  shardLeaseName,
+} from './sql/leases.js';
+import { type Fence, markFailed, markPublished } from './sql/mark.js';
+import { run } from './sql/statement.js';
+import { integer, knownKeys, nonEmptyString, oneOf } from './validate.js';
+import { Wakeable } from './wakeable.js';
+
+export interface RelayOptions {
+  /** Where messages go; `createKafkaPublisher({ kafka })` for Kafka. The relay does not close it. */
+  publisher: Publisher;
+  /** Unique per process; default `<hostname>-<pid>-<random>`. */
+  instanceId?: string;
+  /** Messages per claim and publish. Default 500. */
+  batchSize?: number;
+  /** Fallback poll when no NOTIFY arrives. Default 1,000 ms. */
+  pollIntervalMs?: number;
+  /** Shard lease time to live; a crashed instance's shards move on within it. Default 15,000 ms. */
+  leaseTtlMs?: number;
+  /** Publication attempts before a message goes `dead`. Default 10. */
+  maxAttempts?: number;
+  /** Per-message retry delay. Default 1 s doubling to 5 min, 50% jitter. */
+  backoff?: BackoffOptions;
+  /** What to do with a published row: keep it as `published` (default) or delete it. */
+  onPublished?: 'mark' | 'delete';
+  /** LISTEN for enqueue notifications (a latency hint; polling stays the truth). Default true. */
+  listen?: boolean;
+  /** How long `stop()` waits for the in-flight batch before giving its leases up anyway. Default 30,000 ms. */
+  stopTimeoutMs?: number;
+}
+
+interface ResolvedRelayOptions {
+  publisher: Publisher;
+  instanceId: string;
+  batchSize: number;
+  pollIntervalMs: number;
+  leaseTtlMs: number;
+  maxAttempts: number;
+  backoff: BackoffPolicy;
+  onPublished: 'mark' | 'delete';
+  listen: boolean;
+  stopTimeoutMs: number;
+}
+
+function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions {
+  if (options === null || typeof options !== 'object')
+    throw new InvalidOptionError('createRelay needs an options object with at least { publisher }');
+  knownKeys('createRelay', options, [
+    'publisher',
+    'instanceId',
+    'batchSize',
+    'pollIntervalMs',
+    'leaseTtlMs',
+    'maxAttempts',
+    'backoff',
+    'onPublished',
+    'listen',
+    'stopTimeoutMs',
+  ]);
+  const { publisher } = options;
+  if (!publisher || typeof publisher.publish !== 'function' || typeof publisher.close !== 'function') {
+    throw new InvalidOptionError(
+      'publisher must implement { publish(records), close() }, e.g. createKafkaPublisher({ kafka })',
+    );
+  }
+  return {
+    publisher,
+    instanceId: nonEmptyString(
+      'instanceId',
+      options.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+    ),
+    batchSize: integer('batchSize', options.batchSize ?? 500, 1, 10_000),
+    pollIntervalMs: integer('pollIntervalMs', options.pollIntervalMs ?? 1_000, 10, 3_600_000),
+    leaseTtlMs: integer('leaseTtlMs', options.leaseTtlMs ?? 15_000, 300, 3_600_000),
+    maxAttempts: integer('maxAttempts', options.maxAttempts ?? 10, 1, 1_000),
+    backoff: resolveBackoff('backoff', options.backoff, { initialMs: 1_000, maxMs: 300_000, factor: 2, jitter: 0.5 }),
+    onPublished: oneOf('onPublished', options.onPublished ?? 'mark', ['mark', 'delete']),
+    listen: options.listen ?? true,
+    stopTimeoutMs: integer('stopTimeoutMs', options.stopTimeoutMs ?? 30_000, 0, 3_600_000),
+  };
+}
+
+/** While the broker is unreachable the whole relay backs off (no attempt is counted). */
+const UNAVAILABLE_BACKOFF: BackoffPolicy = { initialMs: 250, maxMs: 5_000, factor: 2, jitter: 0.5 };
+
+export type RelayState = 'idle' | 'running' | 'stopping' | 'stopped';
+
+export interface Relay {
+  readonly instanceId: string;
+  readonly state: RelayState;
+  /** Shards this instance holds a lease on right now. */
+  ownedShards(): number[];
+  start(): Promise<void>;
+  /** Finishes (publishes and marks) the in-flight batch, then gives its leases back. */
+  stop(): Promise<void>;
+  /** Asks the loop to look for work now (what a NOTIFY does). */
+  wake(): void;
+}
+
+/**
+ * Moves pending messages to the publisher, shard by shard, under leases.
+ *
+ * One loop: (rebalance leases when due) -> claim a batch from owned shards in id
+ * order -> publish -> mark published / failed under the fence -> repeat, waiting for
+ * a NOTIFY or the poll interval when there is nothing to do. A separate timer renews
+ * leases so a slow publish cannot let them expire; leases are only given up between
+ * batches, so a rebalance never fences the instance's own in-flight work.
+ */
+export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
+  const r = resolveRelayOptions(options);
+  const o = outbox.options;
+  const { events, counters } = outbox.internals;
+  const owned = new Map<number, number>(); // shard -> token
+  const wakeable = new Wakeable();
+  let state: RelayState = 'idle';
+  let loop: Promise<void> | undefined;
+  let keeper: NodeJS.Timeout | undefined;
+  let excess = 0;
+  let memberToken = 0;
+  let unavailableStreak = 0;
+  let listener: { conn: ListenConnection; onNotify: () => void; onError: (e: Error) => void } | undefined;
+
+  const emitLeases = () => events.emit('relay:leases', { owned: [...owned.keys()].sort((a, b) => a - b) });
+  const fail = (error: unknown) =>
+    events.emit('relay:error', { error: error instanceof Error ? error : new Error(String(error)) });
+
+  /** Renews what we hold, then takes free shards up to a fair share, or notes the excess. */
+  async function keepLeases(): Promise<void> {
+    const memberName = memberLeaseName(r.instanceId);
+    const [member] = await run<{ token: string }>(o.knex, acquireLease(o, memberName, r.instanceId, r.leaseTtlMs));
+    if (member) memberToken = Number(member.token);
+    if (owned.size > 0) {
+      const shards = [...owned.keys()];
+      const kept = await run<{ name: string; token: string }>(
+        o.knex,
+        renewLeases(
+          o,
+          r.instanceId,
+          shards.map(shardLeaseName),
+          shards.map((s) => owned.get(s)!),
+          r.leaseTtlMs,
+        ),
+      );
+      const keptNames = new Set(kept.map((k) => k.name));
+      const lost = shards.filter((s) => !keptNames.has(shardLeaseName(s)));
+      for (const shard of lost) owned.delete(shard);
+      if (lost.length > 0) emitLeases();
+    }
+    if (state !== 'running') return;
+    const [membership] = await run<{ members: number; shards: number }>(o.knex, selectMembership(o));
+    const fairShare = Math.ceil(membership!.shards / Math.max(1, membership!.members));
+    if (owned.size < fairShare) {
+      const taken = await run<{ shard: number; token: string }>(
+        o.knex,
+        acquireFreeShards(o, r.instanceId, r.leaseTtlMs, fairShare - owned.size),
+      );
+      for (const t of taken) owned.set(t.shard, Number(t.token));
+      if (taken.length > 0) {
+        emitLeases();
+        wakeable.wake();
+      }
+    }
+    excess = Math.max(0, owned.size - fairShare);
+  }
+
+  async function releaseExcess(): Promise<void> {
+    if (excess === 0) return;
+    const giveUp = [...owned.entries()].sort(([a], [b]) => b - a).slice(0, excess);
+    excess = 0;
+    for (const [shard] of giveUp) owned.delete(shard);
+    await release(giveUp);
+    emitLeases();
+  }
+
+  async function release(entries: Array<[shard: number, token: number]>): Promise<void> {
+    if (entries.length === 0) return;
+    await run(
+      o.knex,
+      releaseLeases(
+        o,
+        r.instanceId,
+        entries.map(([shard]) => shardLeaseName(shard)),
+        entries.map(([, token]) => token),
+      ),
+    );
+  }
+
+  async function publishAndMark(rows: ClaimedRow[], fence: Fence): Promise<PublishErrorKind | undefined> {
+    const started = Date.now();
+    const records: OutboundRecord[] = rows.map((row) => ({
+      id: row.id,
+      topic: row.topic,
+      key: row.key,
+      value: row.payload,
+      headers: row.headers,
+    }));
+    try {
+      await r.publisher.publish(records);
+    } catch (error) {
+      const publishError =
+        error instanceof PublishError
+          ? error
+          : new PublishError(
+              'retriable',
+              `publisher failed: ${error instanceof Error ? error.message : String(error)}`,
+              error,
+            );
+      counters.failed += rows.length;
+      if (publishError.kind === 'unavailable') {
+        events.emit('relay:failed', {
+          messageIds: rows.map((x) => x.id),
+          error: publishError,
+          kind: 'unavailable',
+          retryInMs: 0,
+        });
+        return 'unavailable';
+      }
+      if (publishError.kind === 'permanent' && rows.length > 1) {
+        // One record can spoil a whole batch (e.g. too large): publish one by one to
+        // find it, so only it goes dead and the rest are published.
+        for (const row of rows) {
+          if ((await publishAndMark([row], fence)) === 'unavailable') return 'unavailable';
+        }
+        return undefined;
+      }
+      const delays = rows.map((row) => backoffDelay(row.attempts + 1, r.backoff));
+      const marked = await run<{ id: string; topic: string; state: string; attempts: number }>(
+        o.knex,
+        markFailed(
+          o,
+          rows.map((x) => x.id),
+          delays,
+          publishError.message,
+          publishError.kind === 'permanent',
+          r.maxAttempts,
+          fence,
+        ),
+      );
+      events.emit('relay:failed', {
+        messageIds: rows.map((x) => x.id),
+        error: publishError,
+        kind: publishError.kind,
+        retryInMs: Math.min(...delays),
+      });
+      for (const m of marked) {
+        if (m.state !== 'dead') continue;
+        counters.dead += 1;
+        events.emit('relay:dead', {
+          messageId: m.id,
+          topic: m.topic,
+          error: publishError.message,
+          attempts: m.attempts,
+        });
+      }
+      return publishError.kind;
+    }
+    const marked = await run<{ id: string }>(
+      o.knex,
+      markPublished(
+        o,
+        rows.map((x) => x.id),
+        fence,
+        r.onPublished,
+      ),
+    );
+    counters.published += marked.length;
+    if (marked.length < rows.length) {
+      const markedIds = new Set(marked.map((m) => m.id));
+      const lost = rows.filter((x) => !markedIds.has(x.id));
+      counters.fenced += lost.length;
+      for (const shard of new Set(lost.map((x) => x.shard))) {
+        events.emit('relay:fenced', { shard, messageIds: lost.filter((x) => x.shard === shard).map((x) => x.id) });
+      }
+    }
+    const markedIds = new Set(marked.map((m) => m.id));
+    const published: Message[] = rows
+      .filter((x) => markedIds.has(x.id))
+      .map((x) => ({
+        id: x.id,
+        topic: x.topic,
+        key: x.key,
+        type: x.type,
+        payload: JSON.parse(x.payload),
+        headers: x.headers,
+      }));
+    if (published.length > 0) events.emit('relay:published', { messages: published, durationMs: Date.now() - started });
+    return undefined;
+  }
+
+  async function iterate(): Promise<number> {
+    await releaseExcess();
+    if (owned.size === 0) return 0;
+    const fence: Fence = { owner: r.instanceId, shards: [...owned.keys()], tokens: [...owned.values()] };
+    const rows = await run<ClaimedRow>(o.knex, claimBatch(o, fence.shards, r.batchSize));
+    if (rows.length === 0) return 0;
+    const outcome = await publishAndMark(rows, fence);
+    if (outcome === 'unavailable') {
+      unavailableStreak += 1;
+      await wakeable.wait(backoffDelay(unavailableStreak, UNAVAILABLE_BACKOFF));
+      return 0;
+    }
+    unavailableStreak = 0;
+    return rows.length;
+  }
+
+  async function runLoop(): Promise<void> {
+    let errorStreak = 0;
+    while (state === 'running') {
+      await ensureListening();
+      try {
+        const handled = await iterate();
+        errorStreak = 0;
+        if (handled < r.batchSize && state === 'running') await wakeable.wait(r.pollIntervalMs);
+      } catch (error) {
+        fail(error);
+        errorStreak += 1;
+        if (state === 'running') await wakeable.wait(backoffDelay(errorStreak, UNAVAILABLE_BACKOFF));
+      }
+    }
+  }
+
+  async function ensureListening(): Promise<void> {
+    if (!r.listen || listener || state !== 'running') return;
+    try {
+      const conn = (await o.knex.client.acquireConnection()) as ListenConnection;
+      const onNotify = () => wakeable.wake();
+      const onError = (error: Error) => {
+        fail(error);
+        dropListener(true);
+      };
+      conn.on('notification', onNotify);
+      conn.on('error', onError);
+      listener = { conn, onNotify, onError };
+      await conn.query(`listen "${o.channel}"`);
+    } catch (error) {
+      fail(error);
+      dropListener(true);
+    }
+  }
+
+  function dropListener(broken: boolean): void {
+    const current = listener;
+    listener = undefined;
+    if (!current) return;
+    current.conn.removeListener('notification', current.onNotify);
+    current.conn.removeListener('error', current.onError);
+    if (broken) (current.conn as { __knex__disposed?: unknown }).__knex__disposed = 'listen connection failed';
+    Promise.resolve(o.knex.client.releaseConnection(current.conn)).catch(() => {});
+  }
+
+  const scheduleKeeper = () => {
+    keeper = setTimeout(
+      async () => {
+        try {
+          await keepLeases();
+        } catch (error) {
+          fail(error);
+        }
+        if (state === 'running') scheduleKeeper();
+      },
+      Math.max(100, Math.floor(r.leaseTtlMs / 3)),
+    );
+  };
+
+  return {
+    instanceId: r.instanceId,
+    get state() {
+      return state;
+    },
+    ownedShards: () => [...owned.keys()].sort((a, b) => a - b),
+    async start() {
+      if (state !== 'idle')
+        throw new InvalidOptionError(
+          `relay ${r.instanceId} cannot start: it is ${state} (create a new relay to start again)`,
+        );
+      state = 'running';
+      await keepLeases();
+      scheduleKeeper();
+      loop = runLoop();
+    },
+    async stop() {
+      if (state === 'idle') {
+        state = 'stopped';
+        return;
+      }
+      if (state !== 'running') return loop;
+      state = 'stopping';
+      clearTimeout(keeper);
+      wakeable.wake();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([loop, new Promise<void>((resolve) => (timer = setTimeout(resolve, r.stopTimeoutMs)))]);
+      clearTimeout(timer);
+      if (listener) {
+        await listener.conn.query(`unlisten "${o.channel}"`).catch(() => {});
+        dropListener(false);
+      }
+      const entries = [...owned.entries()];
+      owned.clear();
+      try {
+        await release(entries);
+        await run(o.knex, releaseLeases(o, r.instanceId, [memberLeaseName(r.instanceId)], [memberToken]));
+      } catch (error) {
+        fail(error); // the leases expire on their own within leaseTtlMs
+      }
+      emitLeases();
+      state = 'stopped';
+    },
+    wake: () => wakeable.wake(),
+  };
+}
+
+/** The pg client knex hands out, as far as LISTEN needs it. */
+interface ListenConnection {
+  query(sql: string): Promise<unknown>;
+  on(event: 'notification', listener: () => void): void;
+  on(event: 'error', listener: (error: Error) => void): void;
+  removeListener(event: string, listener: (...args: never[]) => void): void;
+}

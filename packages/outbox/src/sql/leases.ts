@@ -1,0 +1,126 @@
+import type { ResolvedOutboxOptions } from '../options.js';
+import type { Statement } from './statement.js';
+
+/**
+ * Leases are rows `(name, owner, token, expires_at)`: a lock that cannot outlive a
+ * crashed holder, because it simply expires. `token` only ever grows; every write a
+ * holder makes under a lease re-checks (owner, token, expires_at) in the same
+ * statement (see mark.ts), so a holder that was paused past its expiry and replaced
+ * can never write again: that is the fencing token.
+ *
+ * Names: 'relay:shard:N' (a relay shard), 'relay:member:ID' (a live relay instance,
+ * used to compute fair shares), 'cron:JOB' (a scheduled job, see run-coordinator.ts).
+ */
+
+export const shardLeaseName = (shard: number) => `relay:shard:${shard}`;
+export const memberLeaseName = (owner: string) => `relay:member:${owner}`;
+
+/**
+ * Takes a lease that is free or expired, or renews one this owner holds. The token
+ * grows whenever the lease changes hands or had expired, so writes fenced by the
+ * previous token fail. Concurrent takers serialise on the row (or on the unique
+ * index for a new row); the loser's WHERE no longer matches and it gets no row.
+ */
+export function acquireLease(o: ResolvedOutboxOptions, name: string, owner: string, ttlMs: number): Statement {
+  return {
+    sql: `
+      insert into ${o.tables.leases} as l (name, owner, token, expires_at)
+      values (?, ?, 1, now() + ?::bigint * interval '1 millisecond')
+      on conflict (name) do update
+        set owner = excluded.owner,
+            token = case when l.owner = excluded.owner and l.expires_at > now() then l.token else l.token + 1 end,
+            expires_at = excluded.expires_at
+        where l.owner = excluded.owner or l.owner is null or l.expires_at <= now()
+      returning token`,
+    bindings: [name, owner, ttlMs],
+  };
+}
+
+/**
+ * Takes up to `limit` free or expired shard leases, in random order so that
+ * instances starting together do not all fight over shard 0 first.
+ */
+export function acquireFreeShards(o: ResolvedOutboxOptions, owner: string, ttlMs: number, limit: number): Statement {
+  return {
+    sql: `
+      with candidates as (
+        select 'relay:shard:' || s.shard as name
+        from generate_series(0, (select shard_count from ${o.tables.settings}) - 1) as s(shard)
+        left join ${o.tables.leases} l on l.name = 'relay:shard:' || s.shard
+        where l.name is null or l.owner is null or l.expires_at <= now()
+        order by random()
+        limit ?
+      )
+      insert into ${o.tables.leases} as l (name, owner, token, expires_at)
+      select name, ?, 1, now() + ?::bigint * interval '1 millisecond' from candidates
+      on conflict (name) do update
+        set owner = excluded.owner, token = l.token + 1, expires_at = excluded.expires_at
+        where l.owner is null or l.expires_at <= now()
+      returning substr(name, length('relay:shard:') + 1)::int as shard, token`,
+    bindings: [limit, owner, ttlMs],
+  };
+}
+
+/** Extends the leases this owner still holds with these tokens; returns the ones kept. */
+export function renewLeases(
+  o: ResolvedOutboxOptions,
+  owner: string,
+  names: string[],
+  tokens: number[],
+  ttlMs: number,
+): Statement {
+  return {
+    sql: `
+      update ${o.tables.leases} l
+      set expires_at = now() + ?::bigint * interval '1 millisecond'
+      from unnest(?::text[], ?::bigint[]) as f(name, token)
+      where l.name = f.name and l.owner = ? and l.token = f.token and l.expires_at > now()
+      returning l.name, l.token`,
+    bindings: [ttlMs, names, tokens, owner],
+  };
+}
+
+/** Gives leases back at once (graceful stop, rebalancing) so others need not wait for expiry. */
+export function releaseLeases(o: ResolvedOutboxOptions, owner: string, names: string[], tokens: number[]): Statement {
+  return {
+    sql: `
+      update ${o.tables.leases} l
+      set owner = null, expires_at = '-infinity'
+      from unnest(?::text[], ?::bigint[]) as f(name, token)
+      where l.name = f.name and l.owner = ? and l.token = f.token
+      returning l.name`,
+    bindings: [names, tokens, owner],
+  };
+}
+
+/** Live relay members and the shard count: enough to compute a fair share. */
+export function selectMembership(o: ResolvedOutboxOptions): Statement {
+  return {
+    sql: `
+      select
+        (select count(*) from ${o.tables.leases} where name like 'relay:member:%' and expires_at > now())::int as members,
+        (select shard_count from ${o.tables.settings}) as shards`,
+    bindings: [],
+  };
+}
+
+/**
+ * Lease recovery: removes member rows long expired (instances that crashed) and
+ * frees shard leases whose expiry passed, so the table stays small and readable.
+ */
+export function pruneLeases(o: ResolvedOutboxOptions, graceMs: number): Statement {
+  return {
+    sql: `
+      with pruned as (
+        delete from ${o.tables.leases}
+        where name like 'relay:member:%' and expires_at < now() - ?::bigint * interval '1 millisecond'
+        returning 1
+      ), freed as (
+        update ${o.tables.leases} set owner = null
+        where name like 'relay:shard:%' and owner is not null and expires_at <= now()
+        returning 1
+      )
+      select (select count(*) from pruned)::int as pruned, (select count(*) from freed)::int as freed`,
+    bindings: [graceMs],
+  };
+}
