@@ -162,12 +162,12 @@ export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
       if (lost.length > 0) emitLeases();
     }
     if (state !== 'running') return;
-    const [membership] = await run<{ members: number; shards: number }>(o.knex, selectMembership(o));
-    const fairShare = Math.ceil(membership!.shards / Math.max(1, membership!.members));
-    if (owned.size < fairShare) {
+    const [membership] = await run<Membership>(o.knex, selectMembership(o));
+    const plan = planShares(membership!, owned.size);
+    if (plan.take > 0) {
       const taken = await run<{ shard: number; token: string }>(
         o.knex,
-        acquireFreeShards(o, r.instanceId, r.leaseTtlMs, fairShare - owned.size),
+        acquireFreeShards(o, r.instanceId, r.leaseTtlMs, plan.take),
       );
       for (const t of taken) owned.set(t.shard, Number(t.token));
       if (taken.length > 0) {
@@ -175,7 +175,7 @@ export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
         wakeable.wake();
       }
     }
-    excess = Math.max(0, owned.size - fairShare);
+    excess = plan.release;
   }
 
   async function releaseExcess(): Promise<void> {
@@ -283,9 +283,13 @@ export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
       const markedIds = new Set(marked.map((m) => m.id));
       const lost = rows.filter((x) => !markedIds.has(x.id));
       counters.fenced += lost.length;
+      // The mark only misses rows of shards whose lease we no longer hold: stop
+      // relaying them at once instead of republishing until the next renewal notices.
       for (const shard of new Set(lost.map((x) => x.shard))) {
+        owned.delete(shard);
         events.emit('relay:fenced', { shard, messageIds: lost.filter((x) => x.shard === shard).map((x) => x.id) });
       }
+      emitLeases();
     }
     const markedIds = new Set(marked.map((m) => m.id));
     const published: Message[] = rows
@@ -422,6 +426,33 @@ export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
     },
     wake: () => wakeable.wake(),
   };
+}
+
+interface Membership {
+  members: number;
+  shards: number;
+  /** Live shard leases per owner (any order). */
+  held: number[];
+}
+
+/**
+ * Every instance computes the same split from the same counts: hold between
+ * floor(shards / members) and ceil(shards / members). Take free shards up to the
+ * ceiling; give back anything above it; and when nothing is free but some member is
+ * below the floor, an instance above the floor gives one back so it can be taken.
+ * Converges to a split where every instance is within one shard of every other.
+ */
+export function planShares({ members, shards, held }: Membership, mine: number): { take: number; release: number } {
+  const live = Math.max(1, members);
+  const floor = Math.floor(shards / live);
+  const ceiling = Math.ceil(shards / live);
+  const free = shards - held.reduce((a, b) => a + b, 0);
+  if (mine > ceiling) return { take: 0, release: mine - ceiling };
+  if (mine < ceiling && free > 0) return { take: Math.min(ceiling - mine, free), release: 0 };
+  const atOrAboveFloor = held.filter((n) => n >= floor).length;
+  const starving = floor > 0 && atOrAboveFloor < live;
+  if (free === 0 && starving && mine > floor) return { take: 0, release: 1 };
+  return { take: 0, release: 0 };
 }
 
 /** The pg client knex hands out, as far as LISTEN needs it. */

@@ -93,13 +93,23 @@ export function releaseLeases(o: ResolvedOutboxOptions, owner: string, names: st
   };
 }
 
-/** Live relay members and the shard count: enough to compute a fair share. */
+/**
+ * Live relay members, the shard count and how many live shard leases each owner
+ * holds: enough for every instance to compute the same fair split on its own.
+ */
 export function selectMembership(o: ResolvedOutboxOptions): Statement {
   return {
     sql: `
       select
         (select count(*) from ${o.tables.leases} where name like 'relay:member:%' and expires_at > now())::int as members,
-        (select shard_count from ${o.tables.settings}) as shards`,
+        (select shard_count from ${o.tables.settings}) as shards,
+        coalesce((
+          select json_agg(n) from (
+            select count(*)::int as n from ${o.tables.leases}
+            where name like 'relay:shard:%' and owner is not null and expires_at > now()
+            group by owner
+          ) per_owner
+        ), '[]'::json) as held`,
     bindings: [],
   };
 }
