@@ -20,6 +20,8 @@ export interface OutboxEventMap {
   'checkback:exhausted': { messageId: string; checks: number; resolution: 'commit' | 'rollback' };
   'cleanup:deleted': { deleted: number };
   'sweep:dead': { dead: number; oldestDeadId: string | null };
+  /** A scheduled job ran on this instance (it won the slot for the whole cluster). */
+  'scheduler:ran': { job: string; instanceId: string; slot: Date; result: number; durationMs: number };
   'scheduler:error': { job: string; error: Error };
 }
 

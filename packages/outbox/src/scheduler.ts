@@ -123,15 +123,26 @@ export function createScheduler(outbox: Outbox, options: SchedulerOptions = {}):
         .map((job) =>
           cron.schedule(
             schedules[job] as string,
-            () =>
-              track(
-                jobs[job]().catch((error: unknown) => {
-                  events.emit('scheduler:error', {
-                    job,
-                    error: error instanceof Error ? error : new Error(String(error)),
-                  });
-                }),
-              ),
+            (context) => {
+              const started = Date.now();
+              return track(
+                jobs[job]().then(
+                  (result) =>
+                    events.emit('scheduler:ran', {
+                      job,
+                      instanceId,
+                      slot: context.date,
+                      result,
+                      durationMs: Date.now() - started,
+                    }),
+                  (error: unknown) =>
+                    events.emit('scheduler:error', {
+                      job,
+                      error: error instanceof Error ? error : new Error(String(error)),
+                    }),
+                ),
+              );
+            },
             // The name is part of the coordinator key: it must be the same on every instance.
             {
               name: `${o.schema}.${o.table}:${job}`,
