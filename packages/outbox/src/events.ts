@@ -26,31 +26,30 @@ export interface OutboxEventMap {
 }
 
 export type OutboxEventName = keyof OutboxEventMap;
-type Listener<E extends OutboxEventName> = (payload: OutboxEventMap[E]) => void;
 
 /**
- * A tiny typed emitter. `on()` returns an unsubscribe function (as kafkajs does); a
- * listener that throws or rejects is reported on stderr once per listener and never
- * interrupts the loop that emitted.
+ * A tiny typed emitter, shared by every eventual package. `on()` returns an
+ * unsubscribe function (as kafkajs does); a listener that throws or rejects is
+ * reported on stderr once per listener and never interrupts the loop that emitted.
  */
-export class Events {
-  readonly #listeners = new Map<OutboxEventName, Set<Listener<never>>>();
+export class TypedEmitter<M extends object> {
+  readonly #listeners = new Map<keyof M, Set<(payload: never) => unknown>>();
   readonly #reported = new WeakSet<object>();
 
-  on<E extends OutboxEventName>(event: E, listener: Listener<E>): () => void {
+  on<E extends keyof M>(event: E, listener: (payload: M[E]) => void): () => void {
     const set = this.#listeners.get(event) ?? new Set();
-    set.add(listener as Listener<never>);
+    set.add(listener as (payload: never) => unknown);
     this.#listeners.set(event, set);
-    return () => void set.delete(listener as Listener<never>);
+    return () => void set.delete(listener as (payload: never) => unknown);
   }
 
-  emit<E extends OutboxEventName>(event: E, payload: OutboxEventMap[E]): void {
+  emit<E extends keyof M>(event: E, payload: M[E]): void {
     for (const listener of this.#listeners.get(event) ?? []) {
       try {
-        const result = (listener as Listener<E>)(payload) as unknown;
-        if (result instanceof Promise) result.catch((error: unknown) => this.#report(event, listener, error));
+        const result = (listener as (payload: M[E]) => unknown)(payload);
+        if (result instanceof Promise) result.catch((error: unknown) => this.#report(String(event), listener, error));
       } catch (error) {
-        this.#report(event, listener, error);
+        this.#report(String(event), listener, error);
       }
     }
   }
@@ -63,6 +62,8 @@ export class Events {
     );
   }
 }
+
+export class Events extends TypedEmitter<OutboxEventMap> {}
 
 /** Running totals a metrics exporter can read at any time. */
 export interface OutboxCounters {

@@ -13,7 +13,7 @@ export {
   TransactionRequiredError,
   UnknownMessageError,
 } from './errors.js';
-export type { OutboxCounters, OutboxEventMap, OutboxEventName } from './events.js';
+export { type OutboxCounters, type OutboxEventMap, type OutboxEventName, TypedEmitter } from './events.js';
 export { classifyKafkaError, createKafkaPublisher, type KafkaPublisherOptions } from './kafka-publisher.js';
 export { HEADER, type JsonValue, type Message, type MessageInput } from './message.js';
 export { migrateOutbox, type OutboxSchemaOptions, outboxMigrations } from './migrations.js';
