@@ -1,0 +1,73 @@
+import { EventualError } from '@eventual/outbox';
+
+/**
+ * Throw this from a handler when retrying cannot help (the message asks for something
+ * impossible, a business rule rejects it): the record is dead-lettered at once instead
+ * of after `maxAttempts`. Any error with `retriable === false` has the same effect,
+ * e.g. the outbox's `InvalidMessageError`; other errors are retried with backoff.
+ */
+export class NonRetriableError extends EventualError {
+  override name = 'NonRetriableError';
+  constructor(message: string, options: { code?: string; cause?: unknown } = {}) {
+    super(options.code ?? 'non_retriable', message, { retriable: false, cause: options.cause });
+  }
+}
+
+/** The inbox table is missing or older than this code: run the migrations. */
+export class InboxSchemaNotReadyError extends EventualError {
+  override name = 'InboxSchemaNotReadyError';
+  constructor(detail: string, cause?: unknown) {
+    super(
+      'inbox_schema_not_ready',
+      `the inbox schema is not ready (${detail}); run consumer.migrate() or add inboxMigrations to your knex migrations`,
+      { cause },
+    );
+  }
+}
+
+/** The database refused an inbox state change (only `retrying` rows may change state). */
+export class IllegalInboxTransitionError extends EventualError {
+  override name = 'IllegalInboxTransitionError';
+  constructor(detail: string, cause?: unknown) {
+    super('illegal_inbox_transition', `illegal inbox state transition: ${detail}`, { cause });
+  }
+}
+
+/**
+ * The handler's transaction can no longer commit: a statement failed inside it and the
+ * handler caught the error and returned normally. PostgreSQL would turn the COMMIT into
+ * a silent ROLLBACK, so without this check the record's offset would be committed with
+ * nothing applied. Retried like any handler failure.
+ */
+export class TransactionAbortedError extends EventualError {
+  override name = 'TransactionAbortedError';
+  constructor(cause: unknown) {
+    super(
+      'transaction_aborted',
+      'a statement failed inside the handler transaction and the handler went on, so the transaction was aborted ' +
+        'and cannot commit; let the error propagate, or wrap the statement that may fail in a savepoint ' +
+        '(await trx.transaction(async (sp) => ...))',
+      { retriable: true, cause },
+    );
+  }
+}
+
+/** Translates driver errors at one chokepoint: known SQLSTATEs become typed errors. */
+export function translateDatabaseError(error: unknown): unknown {
+  const code = sqlState(error);
+  const message = error instanceof Error ? error.message : String(error);
+  if (code === '42P01' || code === '3F000' || code === '42883') return new InboxSchemaNotReadyError(message, error);
+  // Raised by the inbox transition trigger (see migrations.ts).
+  if (code === 'EV002') return new IllegalInboxTransitionError(message, error);
+  return error;
+}
+
+/** The PostgreSQL SQLSTATE of a driver error (five characters), if it has one. */
+export function sqlState(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+export function asError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(typeof value === 'string' ? value : JSON.stringify(value));
+}

@@ -1,0 +1,106 @@
+import type { Message } from '@eventual/outbox';
+
+/** Why a record went to the dead-letter topic. */
+export type DeadLetterReason =
+  /** Not decodable: not JSON, no message-id or message-type header, or the type's `parse` rejected it. */
+  | 'malformed'
+  /** No handler is registered for its type (and `onUnknownType` is `dead-letter`). */
+  | 'unknown-type'
+  /** The handler threw an error with `retriable: false`. */
+  | 'non-retriable'
+  /** The handler failed `maxAttempts` times. */
+  | 'max-attempts';
+
+/** Where a record sits on Kafka. */
+export interface RecordPosition {
+  consumer: string;
+  topic: string;
+  partition: number;
+  offset: string;
+}
+
+/** Every event a consumer emits, by name. Listeners can never break the consumer. */
+export interface ConsumerEventMap {
+  /**
+   * The handler's transaction committed. Emitted synchronously after COMMIT and before
+   * the Kafka offset is committed (a crash in between redelivers the record, which is
+   * then skipped as a duplicate).
+   */
+  'consumer:processed': RecordPosition & { message: Message; attempts: number; durationMs: number };
+  /** The inbox already had this message (processed or dead-lettered): skipped. */
+  'consumer:duplicate': RecordPosition & { messageId: string };
+  /** A handler attempt failed with a retriable error; the next attempt follows after `retryInMs`. */
+  'consumer:retried': RecordPosition & { messageId: string; attempt: number; error: Error; retryInMs: number };
+  /** The record was dead-lettered: inbox row `dead` and a message to `deadLetterTopic`, in one transaction. */
+  'consumer:deadLettered': RecordPosition & {
+    messageId: string;
+    reason: DeadLetterReason;
+    error: string;
+    attempts: number;
+    deadLetterId: string;
+    deadLetterTopic: string;
+  };
+  /** No handler for the type and `onUnknownType` is `ignore`: skipped without a trace in the inbox. */
+  'consumer:ignored': RecordPosition & { messageId: string; type: string };
+  /**
+   * Not the message's fault (database or broker unreachable, schema missing): the
+   * record is retried with backoff, without counting an attempt, until it works.
+   * `fatal`: the subscriber gave up and the consumer receives nothing more.
+   */
+  'consumer:error': Partial<RecordPosition> & { consumer: string; error: Error; fatal: boolean };
+  /** The partitions this instance owns after a group (re)join. */
+  'consumer:assigned': { consumer: string; partitions: Array<{ topic: string; partition: number }> };
+  /** A retention cleanup run deleted this many settled inbox rows. */
+  'inbox:cleaned': { consumer: string; deleted: number };
+}
+
+export type ConsumerEventName = keyof ConsumerEventMap;
+type Listener<E extends ConsumerEventName> = (payload: ConsumerEventMap[E]) => void;
+
+/**
+ * A tiny typed emitter (the outbox's, for this event map). `on()` returns an
+ * unsubscribe function; a listener that throws or rejects is reported on stderr once
+ * per listener and never interrupts the delivery that emitted.
+ */
+export class Events {
+  readonly #listeners = new Map<ConsumerEventName, Set<Listener<never>>>();
+  readonly #reported = new WeakSet<object>();
+
+  on<E extends ConsumerEventName>(event: E, listener: Listener<E>): () => void {
+    const set = this.#listeners.get(event) ?? new Set();
+    set.add(listener as Listener<never>);
+    this.#listeners.set(event, set);
+    return () => void set.delete(listener as Listener<never>);
+  }
+
+  emit<E extends ConsumerEventName>(event: E, payload: ConsumerEventMap[E]): void {
+    for (const listener of this.#listeners.get(event) ?? []) {
+      try {
+        const result = (listener as Listener<E>)(payload) as unknown;
+        if (result instanceof Promise) result.catch((error: unknown) => this.#report(event, listener, error));
+      } catch (error) {
+        this.#report(event, listener, error);
+      }
+    }
+  }
+
+  #report(event: string, listener: object, error: unknown): void {
+    if (this.#reported.has(listener)) return;
+    this.#reported.add(listener);
+    process.stderr.write(
+      `[eventual] a '${event}' listener threw (reported once, ignored): ${error instanceof Error ? error.stack : String(error)}\n`,
+    );
+  }
+}
+
+/** Running totals a metrics exporter can read at any time. */
+export interface ConsumerCounters {
+  processed: number;
+  duplicates: number;
+  /** Failed attempts that were retried. */
+  retried: number;
+  deadLettered: number;
+  ignored: number;
+  /** Infrastructure errors (see `consumer:error`). */
+  errors: number;
+}

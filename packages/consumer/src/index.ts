@@ -1,0 +1,27 @@
+export { type Consumer, type ConsumerLag, type ConsumerState, createConsumer, type PartitionLag } from './consumer.js';
+export { DLQ_HEADER } from './dead-letter.js';
+export {
+  IllegalInboxTransitionError,
+  InboxSchemaNotReadyError,
+  NonRetriableError,
+  TransactionAbortedError,
+} from './errors.js';
+export type {
+  ConsumerCounters,
+  ConsumerEventMap,
+  ConsumerEventName,
+  DeadLetterReason,
+  RecordPosition,
+} from './events.js';
+export type { Handler, HandlerContext, HandlerOptions } from './handler.js';
+export { createKafkaSubscriber, type KafkaSubscriberOptions } from './kafka-subscriber.js';
+export { type InboxSchemaOptions, inboxMigrations, migrateInbox } from './migrations.js';
+export type { ConsumerOptions, ResolvedConsumerOptions, RetentionOptions } from './options.js';
+export type {
+  Delivery,
+  DeliveryOutcome,
+  InboundRecord,
+  Subscriber,
+  SubscriptionHandlers,
+  TopicPartition,
+} from './subscriber.js';

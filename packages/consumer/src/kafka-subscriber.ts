@@ -1,0 +1,153 @@
+import { InvalidOptionError } from '@eventual/outbox';
+import type { Consumer, ConsumerConfig, EachBatchPayload, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
+import type { InboundRecord, Subscriber, SubscriptionHandlers } from './subscriber.js';
+import { integer, knownKeys, nonEmptyString, object } from './validate.js';
+
+export interface KafkaSubscriberOptions {
+  /** A kafkajs client; the subscriber creates and owns its consumer. */
+  kafka: Kafka;
+  /** The Kafka consumer group; instances with the same group share the partitions. */
+  groupId: string;
+  /**
+   * Partitions handled at the same time, each strictly in offset order. Each one in
+   * flight holds a database connection for its transaction: keep the knex pool larger.
+   * Default 4.
+   */
+  partitionsConcurrently?: number;
+  /**
+   * Where a group with no committed offset starts. Default true (the earliest record),
+   * so messages produced before the group first ran are not skipped.
+   */
+  fromBeginning?: boolean;
+  /** kafkajs consumer settings (sessionTimeout, heartbeatInterval, maxWaitTimeInMs, ...). */
+  consumer?: Omit<ConsumerConfig, 'groupId'>;
+}
+
+/** How often a long delivery heartbeats and checks for stop or revocation. */
+const WATCH_MS = 100;
+
+/**
+ * The default subscriber: a kafkajs consumer group.
+ *
+ * Records are taken batch by batch (`eachBatch`), one record at a time per partition;
+ * after each record the consumer settled, its offset is resolved and committed
+ * (autoCommitThreshold 1), so a crash redelivers at most the record in flight. An
+ * `abandoned` record is not resolved: kafkajs fetches the partition again from it.
+ *
+ * kafkajs only heartbeats between records, so while one record takes long (a slow
+ * handler, a retry backoff) a timer heartbeats for it; when that heartbeat reports a
+ * rebalance, or the consumer is stopping, the delivery's signal is aborted, the record
+ * in flight finishes, and the rebalance error is rethrown so kafkajs rejoins the group.
+ */
+export function createKafkaSubscriber(options: KafkaSubscriberOptions): Subscriber {
+  object('createKafkaSubscriber options', options);
+  knownKeys('createKafkaSubscriber', options, [
+    'kafka',
+    'groupId',
+    'partitionsConcurrently',
+    'fromBeginning',
+    'consumer',
+  ]);
+  if (!options.kafka || typeof (options.kafka as { consumer?: unknown }).consumer !== 'function')
+    throw new InvalidOptionError('kafka must be a kafkajs client: new Kafka({ clientId, brokers })');
+  const groupId = nonEmptyString('groupId', options.groupId, 249);
+  const concurrency = integer('partitionsConcurrently', options.partitionsConcurrently ?? 4, 1, 1_000);
+  const fromBeginning = options.fromBeginning ?? true;
+  if (typeof fromBeginning !== 'boolean') throw new InvalidOptionError('fromBeginning must be true or false');
+  if (options.consumer !== undefined) object('consumer', options.consumer);
+  if (options.consumer && 'groupId' in options.consumer)
+    throw new InvalidOptionError('set the group with groupId, not consumer.groupId');
+
+  let consumer: Consumer | undefined;
+  let closing: Promise<void> | undefined;
+
+  return {
+    async subscribe(topics, handlers) {
+      if (consumer)
+        throw new InvalidOptionError(
+          `the Kafka subscriber of group ${groupId} is already in use; create one per consumer`,
+        );
+      const retry = options.consumer?.retry ?? {};
+      const c = options.kafka.consumer({
+        maxWaitTimeInMs: 1_000,
+        ...options.consumer,
+        groupId,
+        // kafkajs gives up for good after a crash it deems not retriable; a consumer
+        // that silently stops is worse than one that keeps trying and reports why.
+        retry: { ...retry, restartOnFailure: retry.restartOnFailure ?? (async () => true) },
+      });
+      consumer = c;
+      c.on(c.events.CRASH, ({ payload }) => handlers.error(payload.error, !payload.restart));
+      c.on(c.events.GROUP_JOIN, ({ payload }) =>
+        handlers.assigned(
+          Object.entries(payload.memberAssignment).flatMap(([topic, partitions]) =>
+            partitions.map((partition) => ({ topic, partition })),
+          ),
+        ),
+      );
+      await c.connect();
+      await c.subscribe({ topics, fromBeginning });
+      await c.run({
+        autoCommit: true,
+        autoCommitThreshold: 1,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: concurrency,
+        eachBatch: (payload) => deliverBatch(payload, handlers),
+      });
+    },
+    async close() {
+      closing ??= consumer ? consumer.disconnect() : Promise.resolve();
+      await closing;
+    },
+  };
+}
+
+async function deliverBatch(payload: EachBatchPayload, handlers: SubscriptionHandlers): Promise<void> {
+  const { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale } = payload;
+  const controller = new AbortController();
+  let heartbeatError: unknown;
+  const watch = setInterval(() => {
+    if (!isRunning() || isStale()) controller.abort();
+    heartbeat().catch((error: unknown) => {
+      heartbeatError ??= error;
+      controller.abort();
+    });
+  }, WATCH_MS);
+  try {
+    for (const message of batch.messages) {
+      if (controller.signal.aborted || !isRunning() || isStale()) break;
+      const outcome = await handlers.deliver(toRecord(batch.topic, batch.partition, message), {
+        highWatermark: batch.highWatermark,
+        signal: controller.signal,
+      });
+      if (outcome !== 'done') break;
+      resolveOffset(message.offset);
+      await commitOffsetsIfNecessary();
+    }
+  } finally {
+    clearInterval(watch);
+  }
+  // A rebalance seen while a record was in flight: let kafkajs rejoin now.
+  if (heartbeatError !== undefined) throw heartbeatError;
+}
+
+function toRecord(topic: string, partition: number, message: KafkaMessage): InboundRecord {
+  return {
+    topic,
+    partition,
+    offset: message.offset,
+    key: message.key ? message.key.toString('utf8') : null,
+    value: message.value ?? null,
+    headers: headerText(message.headers ?? {}),
+    timestamp: message.timestamp,
+  };
+}
+
+function headerText(headers: IHeaders): Record<string, string> {
+  const text: Record<string, string> = {};
+  for (const [name, raw] of Object.entries(headers)) {
+    const value = Array.isArray(raw) ? raw[raw.length - 1] : raw;
+    if (value !== undefined) text[name] = Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
+  }
+  return text;
+}

@@ -1,0 +1,157 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { type BackoffOptions, type BackoffPolicy, InvalidOptionError, type Outbox } from '@eventual/outbox';
+import type { Knex } from 'knex';
+import cron from 'node-cron';
+import type { Subscriber } from './subscriber.js';
+import { backoff, identifier, integer, knownKeys, nonEmptyString, object, oneOf, topicName } from './validate.js';
+
+export interface ConsumerOptions {
+  /**
+   * The consuming service's outbox. Its knex is the database the inbox lives in, and
+   * handlers' messages and dead letters are enqueued through it, all in the record's
+   * one transaction; run a relay (`createRelay`) on it to get them onto Kafka.
+   */
+  outbox: Outbox;
+  /** Names this consumer in the inbox: `(consumer, message_id)` is the duplicate key. Usually the group id. */
+  name: string;
+  /** Topics to consume. */
+  topics: string[];
+  /** The broker side, e.g. `createKafkaSubscriber({ kafka, groupId })`. The consumer closes it on stop. */
+  subscriber: Subscriber;
+  /** Schema of the inbox table. Default: the outbox's schema. */
+  schema?: string;
+  /** Name of the inbox table. Default `inbox`. */
+  table?: string;
+  /** Handler attempts before a record is dead-lettered. Default 5. */
+  maxAttempts?: number;
+  /** Delay before the next attempt. Default 200 ms doubling to 10 s, 50% jitter. */
+  backoff?: BackoffOptions;
+  /** A record whose type has no handler: dead-letter it (default) or skip it. */
+  onUnknownType?: 'dead-letter' | 'ignore';
+  /** Where a topic's dead letters go. Default `<topic>.dlq`. */
+  deadLetterTopic?: (topic: string) => string;
+  /** Retention cleanup of settled inbox rows, scheduled once per cluster. */
+  retention?: RetentionOptions;
+  /** Unique per process; names this instance in the scheduler's leases. Default `<hostname>-<pid>-<random>`. */
+  instanceId?: string;
+}
+
+export interface RetentionOptions {
+  /**
+   * Settled rows older than this are deleted. It must outlast any redelivery: the
+   * topic's retention if offsets may be reset to the earliest. Default 8 days
+   * (Kafka's default retention is 7).
+   */
+  keepMs?: number;
+  /** node-cron expression (seconds allowed), or `false` to not schedule cleanup. Default every 5 minutes. */
+  schedule?: string | false;
+  /** Rows per DELETE, and DELETEs per run. Defaults 1,000 and 20. */
+  batchSize?: number;
+  maxBatches?: number;
+  /** How long a run may hold its cluster-wide lease (node-cron `distributedLease`). Default 5 min. */
+  runLeaseMs?: number;
+}
+
+export interface ResolvedConsumerOptions {
+  outbox: Outbox;
+  knex: Knex;
+  name: string;
+  topics: string[];
+  subscriber: Subscriber;
+  schema: string;
+  table: string;
+  /** Quoted, schema-qualified name used in SQL. */
+  inboxTable: string;
+  maxAttempts: number;
+  backoff: BackoffPolicy;
+  onUnknownType: 'dead-letter' | 'ignore';
+  deadLetterTopic: (topic: string) => string;
+  retention: Required<RetentionOptions>;
+  instanceId: string;
+}
+
+export function resolveConsumerOptions(options: ConsumerOptions): ResolvedConsumerOptions {
+  if (options === null || typeof options !== 'object')
+    throw new InvalidOptionError('createConsumer needs an options object { outbox, name, topics, subscriber }');
+  knownKeys('createConsumer', options, [
+    'outbox',
+    'name',
+    'topics',
+    'subscriber',
+    'schema',
+    'table',
+    'maxAttempts',
+    'backoff',
+    'onUnknownType',
+    'deadLetterTopic',
+    'retention',
+    'instanceId',
+  ]);
+  const { outbox, subscriber } = options;
+  if (!outbox || typeof outbox.bind !== 'function' || typeof outbox.options?.knex !== 'function')
+    throw new InvalidOptionError(
+      "outbox must be the consuming service's outbox from createOutbox({ knex }); the inbox lives in its database",
+    );
+  if (!subscriber || typeof subscriber.subscribe !== 'function' || typeof subscriber.close !== 'function')
+    throw new InvalidOptionError(
+      'subscriber must implement { subscribe(topics, handlers), close() }, e.g. createKafkaSubscriber({ kafka, groupId })',
+    );
+  const name = nonEmptyString('name', options.name);
+  if (!Array.isArray(options.topics) || options.topics.length === 0)
+    throw new InvalidOptionError(
+      `topics must be a non-empty array of topic names, got ${JSON.stringify(options.topics)}`,
+    );
+  const topics = options.topics.map((t, i) => topicName(`topics[${i}]`, t));
+  if (new Set(topics).size !== topics.length) throw new InvalidOptionError('topics lists a topic more than once');
+  const deadLetterTopic = options.deadLetterTopic ?? ((topic: string) => `${topic}.dlq`);
+  if (typeof deadLetterTopic !== 'function')
+    throw new InvalidOptionError('deadLetterTopic must be a function (topic) => dead-letter topic name');
+  // Checked now, for every topic: a dead-letter topic that cannot exist would turn
+  // every dead letter into an error at the worst moment.
+  for (const topic of topics) {
+    const dlq = topicName(`deadLetterTopic('${topic}')`, deadLetterTopic(topic));
+    if (dlq === topic || topics.includes(dlq))
+      throw new InvalidOptionError(
+        `deadLetterTopic('${topic}') is '${dlq}', a topic this consumer reads: dead letters would loop`,
+      );
+  }
+  const schema = identifier('schema', options.schema ?? outbox.options.schema);
+  const table = identifier('table', options.table ?? 'inbox');
+  return {
+    outbox,
+    knex: outbox.options.knex,
+    name,
+    topics,
+    subscriber,
+    schema,
+    table,
+    inboxTable: `"${schema}"."${table}"`,
+    maxAttempts: integer('maxAttempts', options.maxAttempts ?? 5, 1, 1_000),
+    backoff: backoff('backoff', options.backoff, { initialMs: 200, maxMs: 10_000, factor: 2, jitter: 0.5 }),
+    onUnknownType: oneOf('onUnknownType', options.onUnknownType ?? 'dead-letter', ['dead-letter', 'ignore']),
+    deadLetterTopic,
+    retention: resolveRetention(options.retention),
+    instanceId: nonEmptyString(
+      'instanceId',
+      options.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+    ),
+  };
+}
+
+function resolveRetention(value: RetentionOptions | undefined): Required<RetentionOptions> {
+  const given = (value === undefined ? {} : object('retention', value)) as RetentionOptions;
+  knownKeys('retention', given, ['keepMs', 'schedule', 'batchSize', 'maxBatches', 'runLeaseMs']);
+  const schedule = given.schedule ?? '41 */5 * * * *';
+  if (schedule !== false && (typeof schedule !== 'string' || !cron.validate(schedule)))
+    throw new InvalidOptionError(
+      `retention.schedule must be a node-cron expression (e.g. '41 */5 * * * *') or false, got ${JSON.stringify(schedule)}`,
+    );
+  return {
+    keepMs: integer('retention.keepMs', given.keepMs ?? 8 * 86_400_000, 0),
+    schedule,
+    batchSize: integer('retention.batchSize', given.batchSize ?? 1_000, 1, 100_000),
+    maxBatches: integer('retention.maxBatches', given.maxBatches ?? 20, 1, 10_000),
+    runLeaseMs: integer('retention.runLeaseMs', given.runLeaseMs ?? 300_000, 1_000),
+  };
+}

@@ -1,0 +1,205 @@
+import { InvalidOptionError, type JsonValue } from '@eventual/outbox';
+import type { Knex } from 'knex';
+
+/** Saga data: a JSON object, stored with the saga instance and handed to every step. */
+export type SagaData = { [key: string]: JsonValue };
+
+export interface LocalStepContext<D extends SagaData> {
+  /** The orchestrator's transaction: local writes commit with the saga's progress. */
+  trx: Knex.Transaction;
+  sagaId: string;
+  data: Readonly<D>;
+}
+
+/** A local step or compensation: writes in the orchestrator's database; may return new data. */
+export type LocalAction<D extends SagaData> = (context: LocalStepContext<D>) => Promise<D | undefined> | D | undefined;
+
+/** A command sent to a participant through the outbox. */
+export interface CommandSpec<D extends SagaData> {
+  topic: string;
+  type: string;
+  /** Partition key; defaults to the saga id. */
+  key?: (data: Readonly<D>, sagaId: string) => string;
+  payload: (data: Readonly<D>, sagaId: string) => JsonValue;
+}
+
+export type ReplyHandler<D extends SagaData> = (data: Readonly<D>, reply: JsonValue) => D;
+
+export interface RetryPolicy {
+  /** Commands sent in all before giving up (1 = no retry). */
+  maxAttempts: number;
+}
+
+export interface DeadlinePolicy {
+  /** How long to wait for a reply after sending the command. */
+  afterMs: number;
+  /** `retry`: send the command again (within the retry policy), then compensate. `compensate`: at once. */
+  onTimeout: 'retry' | 'compensate';
+}
+
+export interface StepDefinition<D extends SagaData> {
+  name: string;
+  local?: LocalAction<D>;
+  command?: CommandSpec<D>;
+  onReply?: ReplyHandler<D>;
+  onFailure?: ReplyHandler<D>;
+  compensation?: { local?: LocalAction<D>; command?: CommandSpec<D> };
+  retry: RetryPolicy;
+  deadline?: DeadlinePolicy;
+}
+
+export interface SagaDefinition<D extends SagaData> {
+  readonly name: string;
+  readonly steps: ReadonlyArray<StepDefinition<D>>;
+}
+
+const NAME = /^[A-Za-z][A-Za-z0-9_.:-]{0,99}$/;
+const TOPIC = /^[a-zA-Z0-9._-]{1,249}$/;
+
+/**
+ * Declares a saga: an ordered list of steps, each either local (a function run in
+ * the orchestrator's transaction) or a participant command whose reply advances the
+ * saga, each with an optional compensation. Vocabulary from Eventuate:
+ *
+ *   defineSaga<OrderData>('create-order')
+ *     .step('charge-payment')
+ *       .invokeParticipant({ topic: 'payment.commands', type: 'ChargePayment', payload: (d) => ({ ... }) })
+ *       .onReply((data, reply) => ({ ...data, paymentId: reply.paymentId }))
+ *       .withCompensation({ topic: 'payment.commands', type: 'RefundPayment', payload: (d) => ({ ... }) })
+ *       .retry({ maxAttempts: 3 })
+ *       .deadline({ afterMs: 30_000, onTimeout: 'retry' })
+ *     .step('complete-order').invokeLocal(async ({ trx, data }) => { ... })
+ *     .build();
+ */
+export function defineSaga<D extends SagaData>(name: string): SagaBuilder<D> {
+  if (typeof name !== 'string' || !NAME.test(name)) {
+    throw new InvalidOptionError(`saga name must match ${NAME} (e.g. 'create-order'), got ${JSON.stringify(name)}`);
+  }
+  return new SagaBuilder<D>(name, []);
+}
+
+export class SagaBuilder<D extends SagaData> {
+  constructor(
+    readonly name: string,
+    protected readonly steps: StepDefinition<D>[],
+  ) {}
+
+  /** Starts a new step; configure it with the methods of the returned builder. */
+  step(stepName: string): StepBuilder<D> {
+    if (typeof stepName !== 'string' || !NAME.test(stepName)) {
+      throw new InvalidOptionError(`saga ${this.name}: step name must match ${NAME}, got ${JSON.stringify(stepName)}`);
+    }
+    if (this.steps.some((s) => s.name === stepName))
+      throw new InvalidOptionError(`saga ${this.name}: step '${stepName}' is declared twice`);
+    const steps = [...this.steps, { name: stepName, retry: { maxAttempts: 1 } }];
+    return new StepBuilder<D>(this.name, steps);
+  }
+
+  build(): SagaDefinition<D> {
+    if (this.steps.length === 0) throw new InvalidOptionError(`saga ${this.name} has no steps`);
+    for (const step of this.steps) {
+      if (!step.local && !step.command) {
+        throw new InvalidOptionError(
+          `saga ${this.name}: step '${step.name}' needs invokeLocal(...) or invokeParticipant(...)`,
+        );
+      }
+    }
+    return Object.freeze({ name: this.name, steps: Object.freeze(this.steps.map((s) => Object.freeze({ ...s }))) });
+  }
+}
+
+export class StepBuilder<D extends SagaData> extends SagaBuilder<D> {
+  private get current(): StepDefinition<D> {
+    return this.steps[this.steps.length - 1]!;
+  }
+
+  private where(): string {
+    return `saga ${this.name}, step '${this.current.name}'`;
+  }
+
+  /** The step runs `action` in the orchestrator's transaction. */
+  invokeLocal(action: LocalAction<D>): this {
+    if (typeof action !== 'function') throw new InvalidOptionError(`${this.where()}: invokeLocal needs a function`);
+    if (this.current.local || this.current.command)
+      throw new InvalidOptionError(`${this.where()}: the step already has an action`);
+    this.current.local = action;
+    return this;
+  }
+
+  /** The step sends `command` to a participant and waits for its reply. */
+  invokeParticipant(command: CommandSpec<D>): this {
+    if (this.current.local || this.current.command)
+      throw new InvalidOptionError(`${this.where()}: the step already has an action`);
+    this.current.command = checkCommand(this.where(), command);
+    return this;
+  }
+
+  /** Folds a success reply into the saga data. */
+  onReply(handler: ReplyHandler<D>): this {
+    this.requireParticipant('onReply');
+    this.current.onReply = handler;
+    return this;
+  }
+
+  /** Folds a failure reply into the saga data (e.g. the decline reason) before compensating. */
+  onFailure(handler: ReplyHandler<D>): this {
+    this.requireParticipant('onFailure');
+    this.current.onFailure = handler;
+    return this;
+  }
+
+  /** What undoes this step once a later step fails: a local action or a participant command. */
+  withCompensation(compensation: LocalAction<D> | CommandSpec<D>): this {
+    if (this.current.compensation) throw new InvalidOptionError(`${this.where()}: the step already has a compensation`);
+    this.current.compensation =
+      typeof compensation === 'function'
+        ? { local: compensation }
+        : { command: checkCommand(`${this.where()} compensation`, compensation) };
+    return this;
+  }
+
+  /** Sends the command up to `maxAttempts` times (on retriable failure replies or timeouts) before compensating. */
+  retry(policy: RetryPolicy): this {
+    this.requireParticipant('retry');
+    if (!Number.isInteger(policy?.maxAttempts) || policy.maxAttempts < 1 || policy.maxAttempts > 100) {
+      throw new InvalidOptionError(`${this.where()}: retry.maxAttempts must be an integer between 1 and 100`);
+    }
+    this.current.retry = { maxAttempts: policy.maxAttempts };
+    return this;
+  }
+
+  /** What happens when no reply came within `afterMs` (swept by the orchestrator's scheduler). */
+  deadline(policy: DeadlinePolicy): this {
+    this.requireParticipant('deadline');
+    if (!Number.isInteger(policy?.afterMs) || policy.afterMs < 1)
+      throw new InvalidOptionError(`${this.where()}: deadline.afterMs must be a positive integer`);
+    if (policy.onTimeout !== 'retry' && policy.onTimeout !== 'compensate') {
+      throw new InvalidOptionError(`${this.where()}: deadline.onTimeout must be 'retry' or 'compensate'`);
+    }
+    this.current.deadline = { afterMs: policy.afterMs, onTimeout: policy.onTimeout };
+    return this;
+  }
+
+  private requireParticipant(method: string): void {
+    if (!this.current.command)
+      throw new InvalidOptionError(
+        `${this.where()}: ${method}() applies to a participant step; call invokeParticipant(...) first`,
+      );
+  }
+}
+
+function checkCommand<D extends SagaData>(where: string, command: CommandSpec<D>): CommandSpec<D> {
+  if (command === null || typeof command !== 'object')
+    throw new InvalidOptionError(`${where}: a command needs { topic, type, payload }`);
+  if (typeof command.topic !== 'string' || !TOPIC.test(command.topic))
+    throw new InvalidOptionError(
+      `${where}: command topic must be a legal Kafka topic name, got ${JSON.stringify(command.topic)}`,
+    );
+  if (typeof command.type !== 'string' || !NAME.test(command.type))
+    throw new InvalidOptionError(`${where}: command type must match ${NAME}, got ${JSON.stringify(command.type)}`);
+  if (typeof command.payload !== 'function')
+    throw new InvalidOptionError(`${where}: command payload must be a function (data, sagaId) => JSON`);
+  if (command.key !== undefined && typeof command.key !== 'function')
+    throw new InvalidOptionError(`${where}: command key must be a function (data, sagaId) => string`);
+  return { ...command };
+}

@@ -1,0 +1,142 @@
+import type { BoundOutbox } from '@eventual/outbox';
+import { EventualError, InvalidOptionError, type JsonValue, type Message } from '@eventual/outbox';
+import type { Knex } from 'knex';
+import { identifier, nonEmptyString } from '../validate.js';
+import { participantMigrations, runMigrations } from './migrations.js';
+import { SAGA_HEADER, SAGA_REPLY_TYPE, type SagaPhase } from './protocol.js';
+import { participantSql } from './sql.js';
+
+/**
+ * Throw from a participant command handler to answer "failure" (insufficient funds,
+ * out of stock). Everything the handler wrote is rolled back (it runs in a
+ * savepoint), the failure reply is sent, and the record counts as processed. With
+ * `retriable: true` the orchestrator may send the command again (per its retry
+ * policy) and the failure is not remembered; otherwise it is final for this step.
+ */
+export class CommandRejected extends EventualError {
+  override name = 'CommandRejected';
+  readonly reply: JsonValue;
+  constructor(reason: string, options: { reply?: { [key: string]: JsonValue }; retriable?: boolean } = {}) {
+    super('command_rejected', reason, { retriable: options.retriable ?? false });
+    this.reply = { reason, ...(options.reply ?? {}) };
+  }
+}
+
+export interface CommandContext {
+  /** The participant's transaction: its writes commit with the reply. */
+  trx: Knex.Transaction;
+  command: Message;
+  sagaId: string;
+  phase: SagaPhase;
+}
+
+/** Returns the success reply payload (or nothing), or throws `CommandRejected`. */
+export type CommandHandler = (
+  context: CommandContext,
+) => Promise<{ [key: string]: JsonValue } | undefined> | { [key: string]: JsonValue } | undefined;
+
+export interface ParticipantOptions {
+  /** Distinguishes participants that share one database. */
+  name: string;
+  schema?: string;
+  table?: string;
+}
+
+export interface Participant {
+  migrate(knex: Knex): Promise<void>;
+  /** Wraps a command handler into a consumer handler that replies through the outbox, exactly once per saga step. */
+  handle(
+    handler: CommandHandler,
+  ): (context: { trx: Knex.Transaction; message: Message; outbox: BoundOutbox }) => Promise<void>;
+}
+
+/**
+ * The participant side of a saga: runs a command handler and replies success or
+ * failure through the outbox in the same transaction, idempotently per saga step.
+ *
+ * - The same command delivered again (a relay or Kafka duplicate) is dropped by the
+ *   consumer's inbox; the same step *re-sent* by the orchestrator (a retry after a
+ *   timeout) gets the stored reply again, without acting twice.
+ * - A compensation for a step this participant never applied (the forward command
+ *   failed, or has not arrived yet) is a no-op success, and leaves a tombstone so a
+ *   forward command arriving after it is refused without effect: an undo can never
+ *   be overtaken by the action it undoes.
+ */
+export function createParticipant(options: ParticipantOptions): Participant {
+  const name = nonEmptyString('name', options?.name, 100);
+  const schema = identifier('schema', options.schema ?? 'eventual');
+  const table = identifier('table', options.table ?? 'saga_participant_log');
+  const sql = participantSql(`"${schema}"."${table}"`);
+
+  return {
+    async migrate(knex) {
+      await runMigrations(knex, schema, `${table}_migrations`, participantMigrations({ schema, table }));
+    },
+    handle(handler) {
+      if (typeof handler !== 'function')
+        throw new InvalidOptionError('participant.handle needs a function ({ trx, command, sagaId, phase }) => reply');
+      return async ({ trx, message, outbox }) => {
+        const h = message.headers;
+        const sagaId = h[SAGA_HEADER.id];
+        const step = Number(h[SAGA_HEADER.step]);
+        const phase = h[SAGA_HEADER.phase];
+        const replyTo = h[SAGA_HEADER.replyTo];
+        if (!sagaId || !Number.isInteger(step) || (phase !== 'forward' && phase !== 'compensate') || !replyTo) {
+          throw new CommandRejected(
+            `message ${message.id} (${message.type}) is not a saga command: saga-id, saga-step, saga-phase and reply-to headers are required`,
+          );
+        }
+        const reply = (outcome: 'success' | 'failure', payload: JsonValue, retriable = false) =>
+          outbox.enqueue({
+            topic: replyTo,
+            key: sagaId,
+            type: SAGA_REPLY_TYPE,
+            payload,
+            headers: {
+              [SAGA_HEADER.id]: sagaId,
+              [SAGA_HEADER.type]: h[SAGA_HEADER.type] ?? '',
+              [SAGA_HEADER.step]: String(step),
+              [SAGA_HEADER.phase]: phase,
+              [SAGA_HEADER.outcome]: outcome,
+              [SAGA_HEADER.retriable]: String(retriable),
+            },
+          });
+
+        const log = await sql.lockStep(trx, name, sagaId, step);
+        const done = log.find((entry) => entry.phase === phase);
+        if (done) {
+          // A re-sent command: answer as before, act never again.
+          await reply(done.outcome === 'failure' ? 'failure' : 'success', done.reply as JsonValue);
+          return;
+        }
+        const forward = log.find((entry) => entry.phase === 'forward');
+        if (phase === 'forward' && log.some((entry) => entry.phase === 'compensate')) {
+          const refusal = { reason: 'this step was already compensated; the late command is refused without effect' };
+          await sql.record(trx, name, sagaId, step, phase, 'failure', refusal, message.id);
+          await reply('failure', refusal);
+          return;
+        }
+        if (phase === 'compensate' && forward?.outcome !== 'success') {
+          const nothing = {
+            reason: forward ? 'the step had failed: nothing to undo' : 'the step never ran here: nothing to undo',
+          };
+          await sql.record(trx, name, sagaId, step, phase, 'skipped', nothing, message.id);
+          await reply('success', nothing);
+          return;
+        }
+        try {
+          const result = await trx.transaction(async (savepoint) =>
+            handler({ trx: savepoint, command: message, sagaId, phase }),
+          );
+          const payload = result ?? {};
+          await sql.record(trx, name, sagaId, step, phase, 'success', payload, message.id);
+          await reply('success', payload);
+        } catch (error) {
+          if (!(error instanceof CommandRejected)) throw error; // a real fault: the consumer retries it
+          if (!error.retriable) await sql.record(trx, name, sagaId, step, phase, 'failure', error.reply, message.id);
+          await reply('failure', error.reply, error.retriable);
+        }
+      };
+    },
+  };
+}
