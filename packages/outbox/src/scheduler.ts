@@ -24,6 +24,12 @@ export interface SchedulerOptions {
   cleanupMaxBatches?: number;
   /** How long a run may hold its cluster-wide lease (node-cron `distributedLease`). Default 5 min. */
   runLeaseMs?: number;
+  /**
+   * More jobs to run once per cluster on the same coordinator, e.g. the saga
+   * orchestrator's sweep: `{ 'saga-sweep': { schedule: '* * * * * *', run: () => orchestrator.sweep() } }`.
+   * `run` returns a count for the `scheduler:ran` event.
+   */
+  jobs?: Record<string, { schedule: string; run: () => Promise<number> }>;
 }
 
 const DEFAULT_SCHEDULES: Record<JobName, string> = {
@@ -39,7 +45,7 @@ export interface Scheduler {
   /** Stops scheduling and waits for runs in progress to finish. */
   stop(): Promise<void>;
   /** Runs a job now on this instance, outside the schedule (and without the coordinator). */
-  runNow(job: JobName): Promise<number>;
+  runNow(job: JobName | (string & {})): Promise<number>;
 }
 
 /**
@@ -65,8 +71,21 @@ export function createScheduler(outbox: Outbox, options: SchedulerOptions = {}):
   const cleanupBatchSize = integer('cleanupBatchSize', options.cleanupBatchSize ?? 1_000, 1, 100_000);
   const cleanupMaxBatches = integer('cleanupMaxBatches', options.cleanupMaxBatches ?? 20, 1, 10_000);
   const runLeaseMs = integer('runLeaseMs', options.runLeaseMs ?? 300_000, 1_000);
-  const schedules = { ...DEFAULT_SCHEDULES, ...(options.schedules ?? {}) };
   knownKeys('schedules', options.schedules ?? {}, Object.keys(DEFAULT_SCHEDULES));
+  const extra = options.jobs ?? {};
+  for (const [job, spec] of Object.entries(extra)) {
+    if (job in DEFAULT_SCHEDULES)
+      throw new InvalidOptionError(`jobs.${job}: '${job}' is a built-in job; configure it with schedules.${job}`);
+    if (!/^[a-z][a-z0-9-]{0,40}$/.test(job))
+      throw new InvalidOptionError(`jobs: job names must match /^[a-z][a-z0-9-]{0,40}$/, got '${job}'`);
+    if (typeof spec?.run !== 'function')
+      throw new InvalidOptionError(`jobs.${job}.run must be a function returning a Promise<number>`);
+  }
+  const schedules: Record<string, string | false> = {
+    ...DEFAULT_SCHEDULES,
+    ...(options.schedules ?? {}),
+    ...Object.fromEntries(Object.entries(extra).map(([job, spec]) => [job, spec.schedule])),
+  };
   for (const [job, expression] of Object.entries(schedules)) {
     if (expression !== false && (typeof expression !== 'string' || !cron.validate(expression))) {
       throw new InvalidOptionError(
@@ -78,7 +97,8 @@ export function createScheduler(outbox: Outbox, options: SchedulerOptions = {}):
   const inFlight = new Set<Promise<unknown>>();
   let tasks: ScheduledTask[] = [];
 
-  const jobs: Record<JobName, () => Promise<number>> = {
+  const jobs: Record<string, () => Promise<number>> = {
+    ...Object.fromEntries(Object.entries(extra).map(([job, spec]) => [job, spec.run])),
     checkback: () => runCheckBack(outbox),
     async cleanup() {
       let total = 0;
@@ -118,7 +138,7 @@ export function createScheduler(outbox: Outbox, options: SchedulerOptions = {}):
     coordinator,
     start() {
       if (tasks.length > 0) return;
-      tasks = (Object.keys(jobs) as JobName[])
+      tasks = Object.keys(jobs)
         .filter((job) => schedules[job] !== false)
         .map((job) =>
           cron.schedule(
@@ -126,7 +146,7 @@ export function createScheduler(outbox: Outbox, options: SchedulerOptions = {}):
             (context) => {
               const started = Date.now();
               return track(
-                jobs[job]().then(
+                jobs[job]!().then(
                   (result) =>
                     events.emit('scheduler:ran', {
                       job,
@@ -160,6 +180,10 @@ export function createScheduler(outbox: Outbox, options: SchedulerOptions = {}):
       await Promise.all(stopping.map((task) => task.destroy()));
       await Promise.allSettled([...inFlight]);
     },
-    runNow: (job) => track(jobs[job]()),
+    runNow(job) {
+      const run = jobs[job];
+      if (!run) throw new InvalidOptionError(`no job '${job}'; jobs: ${Object.keys(jobs).join(', ')}`);
+      return track(run());
+    },
   };
 }
