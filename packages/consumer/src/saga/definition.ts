@@ -48,8 +48,13 @@ export interface StepDefinition<D extends SagaData> {
   deadline?: DeadlinePolicy;
 }
 
-export interface SagaDefinition<D extends SagaData> {
+/** Any saga definition, whatever its data type: what an orchestrator is given. */
+export interface AnySagaDefinition {
   readonly name: string;
+  readonly steps: ReadonlyArray<object>;
+}
+
+export interface SagaDefinition<D extends SagaData> extends AnySagaDefinition {
   readonly steps: ReadonlyArray<StepDefinition<D>>;
 }
 

@@ -12,7 +12,7 @@ import {
 import type { Knex } from 'knex';
 
 import { backoff, identifier, integer, knownKeys, topicName } from '../validate.js';
-import type { CommandSpec, SagaData, SagaDefinition, StepDefinition } from './definition.js';
+import type { AnySagaDefinition, CommandSpec, SagaData, SagaDefinition, StepDefinition } from './definition.js';
 import { runMigrations, sagaMigrations } from './migrations.js';
 import { type ReplyOutcome, SAGA_HEADER, SAGA_REPLY_TYPE, type SagaPhase } from './protocol.js';
 import { type SagaHistoryEntry, type SagaRow, sagaSql } from './sql.js';
@@ -55,7 +55,7 @@ export interface OrchestratorOptions {
   outbox: Outbox;
   /** Topic participants reply to; consume it with the orchestrator's `replyHandler`. */
   replyTopic: string;
-  sagas: ReadonlyArray<SagaDefinition<never>>;
+  sagas: ReadonlyArray<AnySagaDefinition>;
   schema?: string;
   table?: string;
   /** Attempts at a compensation before the saga goes `failed`. Default 10. */
@@ -495,5 +495,3 @@ function describeReply(payload: JsonValue): string {
     return payload.reason;
   return JSON.stringify(payload ?? null).slice(0, 300);
 }
-
-export { SAGA_REPLY_TYPE };

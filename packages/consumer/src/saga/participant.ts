@@ -12,6 +12,7 @@ import { participantSql } from './sql.js';
  * savepoint), the failure reply is sent, and the record counts as processed. With
  * `retriable: true` the orchestrator may send the command again (per its retry
  * policy) and the failure is not remembered; otherwise it is final for this step.
+ * A rejected compensation is never final: the orchestrator retries it with backoff.
  */
 export class CommandRejected extends EventualError {
   override name = 'CommandRejected';
@@ -133,8 +134,11 @@ export function createParticipant(options: ParticipantOptions): Participant {
           await reply('success', payload);
         } catch (error) {
           if (!(error instanceof CommandRejected)) throw error; // a real fault: the consumer retries it
-          if (!error.retriable) await sql.record(trx, name, sagaId, step, phase, 'failure', error.reply, message.id);
-          await reply('failure', error.reply, error.retriable);
+          // Only a final forward refusal is remembered. A compensation is retried until it
+          // succeeds, so its failure must not be replayed to the next attempt.
+          const final = phase === 'forward' && !error.retriable;
+          if (final) await sql.record(trx, name, sagaId, step, phase, 'failure', error.reply, message.id);
+          await reply('failure', error.reply, !final);
         }
       };
     },
