@@ -1,0 +1,36 @@
+export {
+  type AnySagaDefinition,
+  type CommandSpec,
+  type DeadlinePolicy,
+  defineSaga,
+  type LocalAction,
+  type LocalStepContext,
+  type ReplyHandler,
+  type RetryPolicy,
+  SagaBuilder,
+  type SagaData,
+  type SagaDefinition,
+  StepBuilder,
+  type StepDefinition,
+} from './definition.js';
+export { participantMigrations, sagaMigrations } from './migrations.js';
+export {
+  createSagaOrchestrator,
+  type OrchestratorOptions,
+  SagaConcurrencyError,
+  type SagaEventMap,
+  type SagaInstance,
+  type SagaOrchestrator,
+  SagaStateError,
+  type SagaStatus,
+} from './orchestrator.js';
+export {
+  type CommandContext,
+  type CommandHandler,
+  CommandRejected,
+  createParticipant,
+  type Participant,
+  type ParticipantOptions,
+} from './participant.js';
+export { type ReplyOutcome, SAGA_HEADER, SAGA_REPLY_TYPE, type SagaPhase } from './protocol.js';
+export type { SagaHistoryEntry } from './sql.js';
