@@ -1,4 +1,4 @@
-import type { Message } from '@eventual/outbox';
+import { type Message, TypedEmitter } from '@eventual/outbox';
 
 /** Why a record went to the dead-letter topic. */
 export type DeadLetterReason =
@@ -55,43 +55,12 @@ export interface ConsumerEventMap {
 }
 
 export type ConsumerEventName = keyof ConsumerEventMap;
-type Listener<E extends ConsumerEventName> = (payload: ConsumerEventMap[E]) => void;
 
 /**
- * A tiny typed emitter (the outbox's, for this event map). `on()` returns an
- * unsubscribe function; a listener that throws or rejects is reported on stderr once
- * per listener and never interrupts the delivery that emitted.
+ * The consumer's emitter: the outbox's TypedEmitter, so a listener that throws or
+ * rejects is reported once on stderr and never interrupts the delivery that emitted.
  */
-export class Events {
-  readonly #listeners = new Map<ConsumerEventName, Set<Listener<never>>>();
-  readonly #reported = new WeakSet<object>();
-
-  on<E extends ConsumerEventName>(event: E, listener: Listener<E>): () => void {
-    const set = this.#listeners.get(event) ?? new Set();
-    set.add(listener as Listener<never>);
-    this.#listeners.set(event, set);
-    return () => void set.delete(listener as Listener<never>);
-  }
-
-  emit<E extends ConsumerEventName>(event: E, payload: ConsumerEventMap[E]): void {
-    for (const listener of this.#listeners.get(event) ?? []) {
-      try {
-        const result = (listener as Listener<E>)(payload) as unknown;
-        if (result instanceof Promise) result.catch((error: unknown) => this.#report(event, listener, error));
-      } catch (error) {
-        this.#report(event, listener, error);
-      }
-    }
-  }
-
-  #report(event: string, listener: object, error: unknown): void {
-    if (this.#reported.has(listener)) return;
-    this.#reported.add(listener);
-    process.stderr.write(
-      `[eventual] a '${event}' listener threw (reported once, ignored): ${error instanceof Error ? error.stack : String(error)}\n`,
-    );
-  }
-}
+export class Events extends TypedEmitter<ConsumerEventMap> {}
 
 /** Running totals a metrics exporter can read at any time. */
 export interface ConsumerCounters {
