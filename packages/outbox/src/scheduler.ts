@@ -60,6 +60,7 @@ export function createScheduler(outbox: Outbox, options: SchedulerOptions = {}):
     'cleanupBatchSize',
     'cleanupMaxBatches',
     'runLeaseMs',
+    'jobs',
   ]);
   const o = outbox.options;
   const { events, counters } = outbox.internals;
