@@ -31,6 +31,7 @@ export {
   createParticipant,
   type Participant,
   type ParticipantOptions,
+  sagaReply,
 } from './participant.js';
 export { type ReplyOutcome, SAGA_HEADER, SAGA_REPLY_TYPE, type SagaPhase } from './protocol.js';
 export type { SagaHistoryEntry } from './sql.js';

@@ -1,4 +1,4 @@
-import type { BoundOutbox } from '@eventual/outbox';
+import type { BoundOutbox, MessageInput } from '@eventual/outbox';
 import { EventualError, InvalidOptionError, type JsonValue, type Message } from '@eventual/outbox';
 import type { Knex } from 'knex';
 import { identifier, nonEmptyString } from '../validate.js';
@@ -88,20 +88,7 @@ export function createParticipant(options: ParticipantOptions): Participant {
           );
         }
         const reply = (outcome: 'success' | 'failure', payload: JsonValue, retriable = false) =>
-          outbox.enqueue({
-            topic: replyTo,
-            key: sagaId,
-            type: SAGA_REPLY_TYPE,
-            payload,
-            headers: {
-              [SAGA_HEADER.id]: sagaId,
-              [SAGA_HEADER.type]: h[SAGA_HEADER.type] ?? '',
-              [SAGA_HEADER.step]: String(step),
-              [SAGA_HEADER.phase]: phase,
-              [SAGA_HEADER.outcome]: outcome,
-              [SAGA_HEADER.retriable]: String(retriable),
-            },
-          });
+          outbox.enqueue(sagaReply(message, outcome, payload, { retriable }));
 
         const log = await sql.lockStep(trx, name, sagaId, step);
         const done = log.find((entry) => entry.phase === phase);
@@ -141,6 +128,49 @@ export function createParticipant(options: ParticipantOptions): Participant {
           await reply('failure', error.reply, !final);
         }
       };
+    },
+  };
+}
+
+function notASagaCommand(message: Message): CommandRejected {
+  return new CommandRejected(
+    `message ${message.id} (${message.type}) is not a saga command: saga-id, saga-step, saga-phase and reply-to headers are required`,
+  );
+}
+
+/**
+ * The reply to a saga command, as a message ready for `outbox.enqueue` or
+ * `outbox.prepare`. Participants built with `createParticipant` never need it; it is
+ * for a step whose outcome is only known after work outside the transaction (an
+ * external API): prepare the success reply, do the work, then commit or roll it back,
+ * and let the outbox's check-back ask the external system if the process dies between.
+ */
+export function sagaReply(
+  command: Message,
+  outcome: 'success' | 'failure',
+  payload: JsonValue = {},
+  options: { retriable?: boolean } = {},
+): MessageInput<JsonValue> {
+  const h = command.headers;
+  const sagaId = h[SAGA_HEADER.id];
+  const replyTo = h[SAGA_HEADER.replyTo];
+  const step = h[SAGA_HEADER.step];
+  const phase = h[SAGA_HEADER.phase];
+  if (!sagaId || !replyTo || step === undefined || phase === undefined) throw notASagaCommand(command);
+  return {
+    topic: replyTo,
+    key: sagaId,
+    type: SAGA_REPLY_TYPE,
+    payload,
+    correlationId: h['correlation-id'] ?? sagaId,
+    causationId: command.id,
+    headers: {
+      [SAGA_HEADER.id]: sagaId,
+      [SAGA_HEADER.type]: h[SAGA_HEADER.type] ?? '',
+      [SAGA_HEADER.step]: step,
+      [SAGA_HEADER.phase]: phase,
+      [SAGA_HEADER.outcome]: outcome,
+      [SAGA_HEADER.retriable]: String(options.retriable ?? false),
     },
   };
 }
