@@ -78,7 +78,14 @@ export function createConsumer(options: ConsumerOptions): Consumer {
 
   async function deliver(record: InboundRecord, delivery: { highWatermark: string; signal: AbortSignal }) {
     if (stopping.signal.aborted) return 'abandoned' satisfies DeliveryOutcome;
-    const signal = AbortSignal.any([delivery.signal, stopping.signal]);
+    // Aborted by the subscriber (revocation) or by stop(). Linked by hand and unlinked
+    // after the record: nothing accumulates on the long-lived stop signal.
+    const linked = new AbortController();
+    const abort = () => linked.abort();
+    const { signal } = linked;
+    delivery.signal.addEventListener('abort', abort);
+    stopping.signal.addEventListener('abort', abort);
+    if (delivery.signal.aborted) abort();
     let outcome: DeliveryOutcome;
     try {
       outcome = await pipeline.settle(record, signal);
@@ -96,6 +103,9 @@ export function createConsumer(options: ConsumerOptions): Consumer {
       });
       await pause(UNAVAILABLE_BACKOFF.maxMs, signal);
       return 'abandoned';
+    } finally {
+      delivery.signal.removeEventListener('abort', abort);
+      stopping.signal.removeEventListener('abort', abort);
     }
     if (outcome === 'done') {
       const behind = BigInt(delivery.highWatermark) - BigInt(record.offset) - 1n;
@@ -171,7 +181,7 @@ export function createConsumer(options: ConsumerOptions): Consumer {
       starting = start();
       try {
         await starting;
-        state = 'running';
+        if (state === 'starting') state = 'running'; // not if stop() was called meanwhile
       } catch (error) {
         starting = undefined;
         stopped ??= stop();

@@ -1,0 +1,47 @@
+import { createConsumer, createKafkaSubscriber, type Subscriber } from '@eventual/consumer';
+import { createOutbox, InvalidOptionError } from '@eventual/outbox';
+import { Kafka } from 'kafkajs';
+import knexFactory from 'knex';
+import { afterAll, describe, expect, it } from 'vitest';
+
+// No services needed: options are checked before anything connects.
+const knex = knexFactory({ client: 'pg', connection: 'postgres://nobody@127.0.0.1:1/none' });
+afterAll(() => knex.destroy());
+const outbox = createOutbox({ knex });
+const subscriber: Subscriber = { subscribe: async () => {}, close: async () => {} };
+const valid = { outbox, name: 'billing', topics: ['orders'], subscriber };
+
+describe('consumer options', () => {
+  it.each([
+    [{ ...valid, topics: [] }, /topics must be a non-empty array/],
+    [{ ...valid, topics: ['has space'] }, /topics\[0\] must be a legal Kafka topic name/],
+    [{ ...valid, maxAttempts: 0 }, /maxAttempts must be an integer between 1 and 1000, got 0/],
+    [{ ...valid, table: 'Inbox;drop' }, /table must be a lower-case SQL identifier/],
+    [{ ...valid, onUnknownType: 'skip' }, /onUnknownType must be one of 'dead-letter', 'ignore', got "skip"/],
+    [
+      { ...valid, deadLetterTopic: () => 'orders' },
+      /deadLetterTopic\('orders'\) is 'orders', a topic this consumer reads/,
+    ],
+    [
+      { ...valid, backoff: { initialMs: 500, maxMs: 100 } },
+      /backoff.maxMs \(100\) must be >= backoff.initialMs \(500\)/,
+    ],
+    [{ ...valid, retention: { schedule: 'often' } }, /retention.schedule must be a node-cron expression/],
+    [{ ...valid, maxAttemps: 3 }, /createConsumer has no option 'maxAttemps'/],
+    [{ ...valid, subscriber: {} }, /subscriber must implement \{ subscribe\(topics, handlers\), close\(\) \}/],
+  ])('rejects %j with a message that says what to change', (options, message) => {
+    expect(() => createConsumer(options as never)).toThrow(InvalidOptionError);
+    expect(() => createConsumer(options as never)).toThrow(message);
+  });
+
+  it('rejects a second handler for the same type and a bad Kafka subscriber configuration', () => {
+    const consumer = createConsumer(valid);
+    consumer.handle('OrderPlaced', () => {});
+    expect(() => consumer.handle('OrderPlaced', () => {})).toThrow("a handler for 'OrderPlaced' is already registered");
+    const kafka = new Kafka({ brokers: ['127.0.0.1:1'] });
+    expect(() => createKafkaSubscriber({ kafka, groupId: '' })).toThrow(/groupId must be a non-empty string/);
+    expect(() => createKafkaSubscriber({ kafka, groupId: 'g', partitionsConcurrently: 0 })).toThrow(
+      /partitionsConcurrently must be an integer between 1 and 1000/,
+    );
+  });
+});
