@@ -59,6 +59,8 @@ describe('stop()', () => {
 
     expect(consumer.state).toBe('stopped');
     expect(consumer.counters.processed).toBe(1);
+    // The three records were produced in one request, so the fetch saw all of them.
+    expect(consumer.lag()).toMatchObject({ total: 2, partitions: [{ topic, partition: 0, lag: 2 }] });
     expect(await appliedTimes(knex)).toEqual({ [first!]: 1 });
     expect(await group(name, topic)).toEqual({ offset: '1', state: 'Empty' });
 

@@ -92,5 +92,6 @@ describe('malformed records', () => {
       [good, 'processed', 1],
     ]);
     expect(consumer.counters).toMatchObject({ processed: 1, deadLettered: 5, retried: 0, errors: 0 });
+    expect(consumer.lag()).toMatchObject({ total: 0, partitions: [{ topic, partition: 0, lag: 0 }] });
   });
 });
