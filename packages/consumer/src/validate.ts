@@ -1,95 +1,12 @@
-import { type BackoffOptions, type BackoffPolicy, InvalidOptionError } from '@eventual/outbox';
-
-// The same rules as @eventual/outbox's option validation (which it does not export),
-// so a name or number that one package accepts, the other accepts too.
-
-/** Names that reach SQL as identifiers: lower-case, start with a letter, fit in 40 chars. */
-const IDENTIFIER = /^[a-z_][a-z0-9_]{0,39}$/;
-
-export function identifier(option: string, value: unknown): string {
-  if (typeof value !== 'string' || !IDENTIFIER.test(value)) {
-    throw new InvalidOptionError(
-      `${option} must be a lower-case SQL identifier matching ${IDENTIFIER} (letters, digits, underscore), got ${JSON.stringify(value)}`,
-    );
-  }
-  return value;
-}
-
-export function integer(option: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidOptionError(
-      `${option} must be an integer between ${min} and ${max}, got ${JSON.stringify(value)}`,
-    );
-  }
-  return value;
-}
-
-export function oneOf<T extends string>(option: string, value: unknown, allowed: readonly T[]): T {
-  if (!allowed.includes(value as T)) {
-    throw new InvalidOptionError(
-      `${option} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${JSON.stringify(value)}`,
-    );
-  }
-  return value as T;
-}
-
-export function nonEmptyString(option: string, value: unknown, maxLength = 200): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > maxLength) {
-    throw new InvalidOptionError(
-      `${option} must be a non-empty string of at most ${maxLength} characters, got ${JSON.stringify(value)}`,
-    );
-  }
-  return value;
-}
-
-/** Rejects option keys the resolver does not know, so a typo is not silently ignored. */
-export function knownKeys(what: string, options: object, allowed: readonly string[]): void {
-  for (const key of Object.keys(options)) {
-    if (!allowed.includes(key)) {
-      throw new InvalidOptionError(`${what} has no option '${key}'; known options: ${allowed.join(', ')}`);
-    }
-  }
-}
-
-export function object(option: string, value: unknown): object {
-  if (value === null || typeof value !== 'object' || Array.isArray(value))
-    throw new InvalidOptionError(`${option} must be an object, got ${JSON.stringify(value)}`);
-  return value;
-}
-
-const TOPIC = /^[a-zA-Z0-9._-]{1,249}$/;
-
-/** A legal Kafka topic name (what the outbox accepts as a message topic). */
-export function topicName(option: string, value: unknown): string {
-  if (typeof value !== 'string' || !TOPIC.test(value) || value === '.' || value === '..') {
-    throw new InvalidOptionError(
-      `${option} must be a legal Kafka topic name (1-249 of [a-zA-Z0-9._-]), got ${JSON.stringify(value)}`,
-    );
-  }
-  return value;
-}
-
-export function backoff(option: string, value: BackoffOptions | undefined, defaults: BackoffPolicy): BackoffPolicy {
-  const given = value === undefined ? {} : object(option, value);
-  knownKeys(option, given, ['initialMs', 'maxMs', 'factor', 'jitter']);
-  const b = given as BackoffOptions;
-  const policy = {
-    initialMs: integer(`${option}.initialMs`, b.initialMs ?? defaults.initialMs, 1, 86_400_000),
-    maxMs: integer(`${option}.maxMs`, b.maxMs ?? defaults.maxMs, 1, 86_400_000),
-    factor: b.factor ?? defaults.factor,
-    jitter: b.jitter ?? defaults.jitter,
-  };
-  if (typeof policy.factor !== 'number' || !(policy.factor >= 1 && policy.factor <= 10))
-    throw new InvalidOptionError(
-      `${option}.factor must be a number between 1 and 10, got ${JSON.stringify(policy.factor)}`,
-    );
-  if (typeof policy.jitter !== 'number' || !(policy.jitter >= 0 && policy.jitter <= 1))
-    throw new InvalidOptionError(
-      `${option}.jitter must be a number between 0 and 1, got ${JSON.stringify(policy.jitter)}`,
-    );
-  if (policy.maxMs < policy.initialMs)
-    throw new InvalidOptionError(
-      `${option}.maxMs (${policy.maxMs}) must be >= ${option}.initialMs (${policy.initialMs})`,
-    );
-  return policy;
-}
+// The option rules of @eventual/outbox, shared so a name or number one package
+// accepts, the other accepts too.
+export {
+  backoff,
+  identifier,
+  integer,
+  knownKeys,
+  nonEmptyString,
+  object,
+  oneOf,
+  topicName,
+} from '@eventual/outbox/validate';

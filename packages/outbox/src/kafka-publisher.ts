@@ -1,6 +1,6 @@
 import type { Kafka, Producer, ProducerConfig, TopicMessages } from 'kafkajs';
 import { PublishError, type PublishErrorKind } from './errors.js';
-import type { OutboundRecord, Publisher } from './publisher.js';
+import type { Publisher } from './publisher.js';
 
 export interface KafkaPublisherOptions {
   /** A kafkajs client; the publisher creates and owns its producer. */

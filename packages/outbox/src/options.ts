@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import type { BackoffPolicy } from './backoff.js';
 import { InvalidOptionError } from './errors.js';
-import { fraction, identifier, integer, isKnex, knownKeys, oneOf } from './validate.js';
+import { type BackoffOptions, backoff, identifier, integer, isKnex, knownKeys, oneOf } from './validate.js';
 
 export interface OutboxOptions {
   /** The knex instance of the producing service's database (PostgreSQL, `pg` client). */
@@ -82,7 +82,7 @@ function resolveCheckBack(given: CheckBackOptions): ResolvedCheckBack {
   return {
     checkAfterMs: integer('checkBack.checkAfterMs', given.checkAfterMs ?? 30_000, 0, 86_400_000),
     maxChecks: integer('checkBack.maxChecks', given.maxChecks ?? 15, 1, 1_000),
-    backoff: resolveBackoff('checkBack.backoff', given.backoff, {
+    backoff: backoff('checkBack.backoff', given.backoff, {
       initialMs: 1_000,
       maxMs: 300_000,
       factor: 2,
@@ -96,34 +96,4 @@ function resolveCheckBack(given: CheckBackOptions): ResolvedCheckBack {
   };
 }
 
-export interface BackoffOptions {
-  initialMs?: number;
-  maxMs?: number;
-  factor?: number;
-  jitter?: number;
-}
-
-export function resolveBackoff(
-  option: string,
-  value: BackoffOptions | undefined,
-  defaults: BackoffPolicy,
-): BackoffPolicy {
-  const given = value ?? {};
-  knownKeys(option, given, ['initialMs', 'maxMs', 'factor', 'jitter']);
-  const policy = {
-    initialMs: integer(`${option}.initialMs`, given.initialMs ?? defaults.initialMs, 1, 86_400_000),
-    maxMs: integer(`${option}.maxMs`, given.maxMs ?? defaults.maxMs, 1, 86_400_000),
-    factor: given.factor ?? defaults.factor,
-    jitter: fraction(`${option}.jitter`, given.jitter ?? defaults.jitter),
-  };
-  if (typeof policy.factor !== 'number' || !(policy.factor >= 1 && policy.factor <= 10)) {
-    throw new InvalidOptionError(
-      `${option}.factor must be a number between 1 and 10, got ${JSON.stringify(policy.factor)}`,
-    );
-  }
-  if (policy.maxMs < policy.initialMs)
-    throw new InvalidOptionError(
-      `${option}.maxMs (${policy.maxMs}) must be >= ${option}.initialMs (${policy.initialMs})`,
-    );
-  return policy;
-}
+export type { BackoffOptions };

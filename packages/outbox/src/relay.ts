@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { type BackoffPolicy, backoffDelay } from './backoff.js';
 import { InvalidOptionError, PublishError, type PublishErrorKind } from './errors.js';
 import type { Message } from './message.js';
-import { type BackoffOptions, resolveBackoff } from './options.js';
+
 import type { Outbox } from './outbox.js';
 import type { OutboundRecord, Publisher } from './publisher.js';
 import { type ClaimedRow, claimBatch } from './sql/claim.js';
@@ -18,7 +18,7 @@ import {
 } from './sql/leases.js';
 import { type Fence, markFailed, markPublished } from './sql/mark.js';
 import { run } from './sql/statement.js';
-import { integer, knownKeys, nonEmptyString, oneOf } from './validate.js';
+import { type BackoffOptions, backoff, integer, knownKeys, nonEmptyString, oneOf } from './validate.js';
 import { Wakeable } from './wakeable.js';
 
 export interface RelayOptions {
@@ -88,7 +88,7 @@ function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions {
     pollIntervalMs: integer('pollIntervalMs', options.pollIntervalMs ?? 1_000, 10, 3_600_000),
     leaseTtlMs: integer('leaseTtlMs', options.leaseTtlMs ?? 15_000, 300, 3_600_000),
     maxAttempts: integer('maxAttempts', options.maxAttempts ?? 10, 1, 1_000),
-    backoff: resolveBackoff('backoff', options.backoff, { initialMs: 1_000, maxMs: 300_000, factor: 2, jitter: 0.5 }),
+    backoff: backoff('backoff', options.backoff, { initialMs: 1_000, maxMs: 300_000, factor: 2, jitter: 0.5 }),
     onPublished: oneOf('onPublished', options.onPublished ?? 'mark', ['mark', 'delete']),
     listen: options.listen ?? true,
     stopTimeoutMs: integer('stopTimeoutMs', options.stopTimeoutMs ?? 30_000, 0, 3_600_000),

@@ -1,4 +1,9 @@
+import type { BackoffPolicy } from './backoff.js';
 import { InvalidOptionError } from './errors.js';
+
+// Option rules shared by every eventual package (exported as @eventual/outbox/validate),
+// so a name or number one package accepts, the others accept too. Each throws an
+// InvalidOptionError that names the option and says what to change.
 
 /** Names that reach SQL as identifiers: lower-case, start with a letter, fit in 40 chars. */
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,39}$/;
@@ -53,6 +58,55 @@ export function knownKeys(what: string, options: object, allowed: readonly strin
       throw new InvalidOptionError(`${what} has no option '${key}'; known options: ${allowed.join(', ')}`);
     }
   }
+}
+
+export function object(option: string, value: unknown): object {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new InvalidOptionError(`${option} must be an object, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+const TOPIC = /^[a-zA-Z0-9._-]{1,249}$/;
+
+/** A legal Kafka topic name (what the outbox accepts as a message topic). */
+export function topicName(option: string, value: unknown): string {
+  if (typeof value !== 'string' || !TOPIC.test(value) || value === '.' || value === '..') {
+    throw new InvalidOptionError(
+      `${option} must be a legal Kafka topic name (1-249 of [a-zA-Z0-9._-]), got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
+export interface BackoffOptions {
+  initialMs?: number;
+  maxMs?: number;
+  factor?: number;
+  jitter?: number;
+}
+
+/** A backoff policy from partial options and defaults, checked as a whole. */
+export function backoff(option: string, value: BackoffOptions | undefined, defaults: BackoffPolicy): BackoffPolicy {
+  const given = (value === undefined ? {} : object(option, value)) as BackoffOptions;
+  knownKeys(option, given, ['initialMs', 'maxMs', 'factor', 'jitter']);
+  const policy = {
+    initialMs: integer(`${option}.initialMs`, given.initialMs ?? defaults.initialMs, 1, 86_400_000),
+    maxMs: integer(`${option}.maxMs`, given.maxMs ?? defaults.maxMs, 1, 86_400_000),
+    factor: given.factor ?? defaults.factor,
+    jitter: fraction(`${option}.jitter`, given.jitter ?? defaults.jitter),
+  };
+  if (typeof policy.factor !== 'number' || !(policy.factor >= 1 && policy.factor <= 10)) {
+    throw new InvalidOptionError(
+      `${option}.factor must be a number between 1 and 10, got ${JSON.stringify(policy.factor)}`,
+    );
+  }
+  if (policy.maxMs < policy.initialMs) {
+    throw new InvalidOptionError(
+      `${option}.maxMs (${policy.maxMs}) must be >= ${option}.initialMs (${policy.initialMs})`,
+    );
+  }
+  return policy;
 }
 
 export function isKnex(value: unknown): boolean {

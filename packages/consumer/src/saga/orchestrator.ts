@@ -14,7 +14,7 @@ import type { Knex } from 'knex';
 import { backoff, identifier, integer, knownKeys, topicName } from '../validate.js';
 import type { AnySagaDefinition, CommandSpec, SagaData, SagaDefinition, StepDefinition } from './definition.js';
 import { runMigrations, sagaMigrations } from './migrations.js';
-import { type ReplyOutcome, SAGA_HEADER, SAGA_REPLY_TYPE, type SagaPhase } from './protocol.js';
+import { type ReplyOutcome, SAGA_HEADER, type SagaPhase } from './protocol.js';
 import { type SagaHistoryEntry, type SagaRow, sagaSql } from './sql.js';
 
 export type SagaStatus = SagaRow['status'];
