@@ -1,3 +1,4 @@
+import { type ChildProcess, fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { Kafka, type KafkaMessage, logLevel } from 'kafkajs';
 import { inject } from 'vitest';
@@ -100,4 +101,38 @@ export async function createTopics(
   } finally {
     await admin.disconnect();
   }
+}
+
+export interface ChildMessage {
+  event: string;
+  [key: string]: unknown;
+}
+
+/**
+ * Runs a TypeScript fixture script (with tsx) as a child process with IPC, collecting
+ * the messages it sends, so tests can SIGKILL a relay or a consumer like a real crash.
+ */
+export function startChild(scriptPath: string, args: string[] = [], env: Record<string, string> = {}) {
+  const child: ChildProcess = fork(scriptPath, args, {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, ...env },
+  });
+  const messages: ChildMessage[] = [];
+  child.on('message', (m) => messages.push(m as ChildMessage));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    child,
+    messages,
+    exited,
+    waitFor: (event: string, timeoutMs = 30_000) =>
+      waitUntil(`child ${scriptPath} to report '${event}'`, async () => messages.find((m) => m.event === event), {
+        timeoutMs,
+        intervalMs: 20,
+      }),
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  };
 }

@@ -1,8 +1,7 @@
-import { createTopics, randomTopic, readTopics } from '@eventual/devstack/testing';
+import { createTopics, randomTopic, readTopics, startChild } from '@eventual/devstack/testing';
 import { HEADER } from '@eventual/outbox';
 import { describe, expect, it } from 'vitest';
-import { startChild } from './fixtures/child.js';
-import { outboxFixture } from './support.js';
+import { outboxFixture, relayProcess } from './support.js';
 
 const fixture = outboxFixture('crash');
 
@@ -17,12 +16,7 @@ describe('relay crash between the Kafka ack and the database mark', () => {
       outbox.enqueue(trx, [{ topic, key: 'k', type: 'Crashy', payload: { n: 1 } }]),
     );
 
-    const crashing = startChild('./relay-process.ts', [
-      url,
-      fixture.services.kafkaBrokers.join(','),
-      'hang-after-ack',
-      '1500',
-    ]);
+    const crashing = startChild(relayProcess, [url, fixture.services.kafkaBrokers.join(','), 'hang-after-ack', '1500']);
     fixture.defer(() => crashing.kill());
     const acked = await crashing.waitFor('acked');
     expect(acked.ids).toEqual([message?.id]);

@@ -1,5 +1,5 @@
 import { waitUntil } from '@eventual/devstack';
-import { createTopics, type ReadRecord, randomTopic, readTopics } from '@eventual/devstack/testing';
+import { createTopics, type ReadRecord, randomTopic, readTopics, startChild } from '@eventual/devstack/testing';
 import {
   createKafkaPublisher,
   HEADER,
@@ -10,8 +10,7 @@ import {
 } from '@eventual/outbox';
 import type { Knex } from 'knex';
 import { describe, expect, it } from 'vitest';
-import { startChild } from './fixtures/child.js';
-import { outboxFixture } from './support.js';
+import { outboxFixture, relayProcess } from './support.js';
 
 const fixture = outboxFixture('instances');
 
@@ -93,8 +92,8 @@ describe('several relay instances on one outbox table', () => {
     fixture.defer(() => reader.stop());
     const ttl = 2_000;
     const brokers = fixture.services.kafkaBrokers.join(',');
-    const doomed = startChild('./relay-process.ts', [url, brokers, 'run', String(ttl)]);
-    const survivor = startChild('./relay-process.ts', [url, brokers, 'run', String(ttl)]);
+    const doomed = startChild(relayProcess, [url, brokers, 'run', String(ttl)]);
+    const survivor = startChild(relayProcess, [url, brokers, 'run', String(ttl)]);
     fixture.defer(() => doomed.kill());
     fixture.defer(() => survivor.kill());
     const doomedId = (await doomed.waitFor('started')).instanceId as string;

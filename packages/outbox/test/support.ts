@@ -1,7 +1,11 @@
+import { fileURLToPath } from 'node:url';
 import { testServices } from '@eventual/devstack/testing';
 import { createKafkaPublisher, createOutbox, createRelay, type Outbox, type RelayOptions } from '@eventual/outbox';
 import knexFactory, { type Knex } from 'knex';
 import { afterAll } from 'vitest';
+
+/** A relay in its own process (see fixtures/relay-process.ts), for crash tests. */
+export const relayProcess = fileURLToPath(new URL('./fixtures/relay-process.ts', import.meta.url));
 
 /**
  * Per test file: a fresh database with the outbox migrated, and cleanup of every
