@@ -1,3 +1,4 @@
+import { type Migration, migrationSource, runMigrations } from '@eventual/outbox/internal';
 import type { Knex } from 'knex';
 import { identifier } from './validate.js';
 
@@ -7,8 +8,6 @@ export interface InboxSchemaOptions {
   /** Name of the inbox table. Default `inbox`. */
   table?: string;
 }
-
-type Migration = { name: string; up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> };
 
 /**
  * The inbox (Eventuate's "duplicate message detector") as a knex migration source.
@@ -75,21 +74,12 @@ export function inboxMigrations(options: InboxSchemaOptions = {}): Knex.Migratio
       },
     },
   ];
-  return {
-    getMigrations: async () => migrations,
-    getMigrationName: (migration) => migration.name,
-    getMigration: async (migration) => migration,
-  };
+  return migrationSource(migrations);
 }
 
 /** Runs the inbox migrations with a bookkeeping table of their own, next to the inbox. */
 export async function migrateInbox(knex: Knex, options: InboxSchemaOptions = {}): Promise<void> {
   const schema = identifier('schema', options.schema ?? 'eventual');
   const table = identifier('table', options.table ?? 'inbox');
-  await knex.raw(`create schema if not exists "${schema}"`);
-  await knex.migrate.latest({
-    migrationSource: inboxMigrations({ schema, table }),
-    schemaName: schema,
-    tableName: `${table}_migrations`,
-  });
+  await runMigrations(knex, schema, `${table}_migrations`, inboxMigrations({ schema, table }));
 }

@@ -9,4 +9,4 @@ export {
   object,
   oneOf,
   topicName,
-} from '@eventual/outbox/validate';
+} from '@eventual/outbox/internal';

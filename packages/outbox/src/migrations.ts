@@ -12,7 +12,30 @@ export interface OutboxSchemaOptions {
   shards?: number;
 }
 
-type Migration = { name: string; up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> };
+export type Migration = { name: string; up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> };
+
+/** A knex migration source over a list of migrations (what knex.migrate.latest takes). */
+export function migrationSource(migrations: Migration[]): Knex.MigrationSource<Migration> {
+  return {
+    getMigrations: async () => migrations,
+    getMigrationName: (migration) => migration.name,
+    getMigration: async (migration) => migration,
+  };
+}
+
+/**
+ * Runs a migration source with a bookkeeping table of its own in `schema`, so the
+ * library's migrations never mix with the application's knex_migrations.
+ */
+export async function runMigrations(
+  knex: Knex,
+  schema: string,
+  bookkeepingTable: string,
+  source: Knex.MigrationSource<Migration>,
+): Promise<void> {
+  await knex.raw(`create schema if not exists "${schema}"`);
+  await knex.migrate.latest({ migrationSource: source, schemaName: schema, tableName: bookkeepingTable });
+}
 
 /**
  * The outbox schema as a knex migration source. Use it from your own migrator:
@@ -106,21 +129,12 @@ export function outboxMigrations(options: OutboxSchemaOptions = {}): Knex.Migrat
       },
     },
   ];
-  return {
-    getMigrations: async () => migrations,
-    getMigrationName: (migration) => migration.name,
-    getMigration: async (migration) => migration,
-  };
+  return migrationSource(migrations);
 }
 
 /** Runs the outbox migrations with a bookkeeping table of their own, next to the outbox. */
 export async function migrateOutbox(knex: Knex, options: OutboxSchemaOptions = {}): Promise<void> {
   const schema = identifier('schema', options.schema ?? 'eventual');
   const table = identifier('table', options.table ?? 'outbox');
-  await knex.raw(`create schema if not exists "${schema}"`);
-  await knex.migrate.latest({
-    migrationSource: outboxMigrations(options),
-    schemaName: schema,
-    tableName: `${table}_migrations`,
-  });
+  await runMigrations(knex, schema, `${table}_migrations`, outboxMigrations(options));
 }

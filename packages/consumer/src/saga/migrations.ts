@@ -1,22 +1,13 @@
+import { type Migration, migrationSource } from '@eventual/outbox/internal';
 import type { Knex } from 'knex';
 import { identifier } from '../validate.js';
-
-type Migration = { name: string; up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> };
-
-function source(migrations: Migration[]): Knex.MigrationSource<Migration> {
-  return {
-    getMigrations: async () => migrations,
-    getMigrationName: (m) => m.name,
-    getMigration: async (m) => m,
-  };
-}
 
 /** The orchestrator's saga instance table, as a knex migration source. */
 export function sagaMigrations(options: { schema?: string; table?: string } = {}): Knex.MigrationSource<Migration> {
   const schema = identifier('schema', options.schema ?? 'eventual');
   const table = identifier('table', options.table ?? 'sagas');
   const q = `"${schema}"."${table}"`;
-  return source([
+  return migrationSource([
     {
       name: `${schema}.${table}.001_create`,
       async up(knex) {
@@ -66,7 +57,7 @@ export function participantMigrations(
   const schema = identifier('schema', options.schema ?? 'eventual');
   const table = identifier('table', options.table ?? 'saga_participant_log');
   const q = `"${schema}"."${table}"`;
-  return source([
+  return migrationSource([
     {
       name: `${schema}.${table}.001_create`,
       async up(knex) {
@@ -89,14 +80,4 @@ export function participantMigrations(
       },
     },
   ]);
-}
-
-export async function runMigrations(
-  knex: Knex,
-  schema: string,
-  bookkeeping: string,
-  migrationSource: Knex.MigrationSource<Migration>,
-): Promise<void> {
-  await knex.raw(`create schema if not exists "${schema}"`);
-  await knex.migrate.latest({ migrationSource, schemaName: schema, tableName: bookkeeping });
 }

@@ -9,11 +9,11 @@ import {
   type Outbox,
   TypedEmitter,
 } from '@eventual/outbox';
+import { runMigrations } from '@eventual/outbox/internal';
 import type { Knex } from 'knex';
-
 import { backoff, identifier, integer, knownKeys, topicName } from '../validate.js';
 import type { AnySagaDefinition, CommandSpec, SagaData, SagaDefinition, StepDefinition } from './definition.js';
-import { runMigrations, sagaMigrations } from './migrations.js';
+import { sagaMigrations } from './migrations.js';
 import { type ReplyOutcome, SAGA_HEADER, type SagaPhase } from './protocol.js';
 import { type SagaHistoryEntry, type SagaRow, sagaSql } from './sql.js';
 

@@ -7,12 +7,22 @@ export interface Statement {
   bindings: readonly Knex.RawBinding[];
 }
 
-/** Runs a statement and returns its rows; the one place driver errors are translated. */
-export async function run<Row>(db: Knex | Knex.Transaction, statement: Statement): Promise<Row[]> {
-  try {
-    const result = await db.raw(statement.sql, statement.bindings as Knex.RawBinding[]);
-    return (result as { rows: Row[] }).rows;
-  } catch (error) {
-    throw translateDatabaseError(error);
-  }
+export type StatementRunner = <Row>(db: Knex | Knex.Transaction, statement: Statement) => Promise<Row[]>;
+
+/**
+ * A function that runs a statement and returns its rows, translating driver errors
+ * with `translate`: each package has exactly one place where SQLSTATEs become its
+ * typed errors.
+ */
+export function statementRunner(translate: (error: unknown) => unknown): StatementRunner {
+  return async <Row>(db: Knex | Knex.Transaction, statement: Statement): Promise<Row[]> => {
+    try {
+      const result = await db.raw(statement.sql, statement.bindings as Knex.RawBinding[]);
+      return (result as { rows: Row[] }).rows;
+    } catch (error) {
+      throw translate(error);
+    }
+  };
 }
+
+export const run: StatementRunner = statementRunner(translateDatabaseError);
