@@ -32,10 +32,12 @@ export interface CommandContext {
   phase: SagaPhase;
 }
 
-/** Returns the success reply payload (or nothing), or throws `CommandRejected`. */
+type ReplyPayload = { [key: string]: JsonValue };
+/** Returns the success reply payload (or nothing, for an empty reply), or throws `CommandRejected`. */
+// biome-ignore lint/suspicious/noConfusingVoidType: a handler with nothing to report simply returns
 export type CommandHandler = (
   context: CommandContext,
-) => Promise<{ [key: string]: JsonValue } | undefined> | { [key: string]: JsonValue } | undefined;
+) => Promise<ReplyPayload | undefined | void> | ReplyPayload | undefined | void;
 
 export interface ParticipantOptions {
   /** Distinguishes participants that share one database. */
@@ -117,7 +119,7 @@ export function createParticipant(options: ParticipantOptions): Participant {
           const result = await trx.transaction(async (savepoint) =>
             handler({ trx: savepoint, command: message, sagaId, phase }),
           );
-          const payload = result ?? {};
+          const payload: JsonValue = result ?? {};
           await sql.record(trx, name, sagaId, step, phase, 'success', payload, message.id);
           await reply('success', payload);
         } catch (error) {
