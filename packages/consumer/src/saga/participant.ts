@@ -33,11 +33,10 @@ export interface CommandContext {
 }
 
 type ReplyPayload = { [key: string]: JsonValue };
-/** Returns the success reply payload (or nothing, for an empty reply), or throws `CommandRejected`. */
 // biome-ignore lint/suspicious/noConfusingVoidType: a handler with nothing to report simply returns
-export type CommandHandler = (
-  context: CommandContext,
-) => Promise<ReplyPayload | undefined | void> | ReplyPayload | undefined | void;
+type HandlerResult = ReplyPayload | undefined | void;
+/** Returns the success reply payload (or nothing, for an empty reply), or throws `CommandRejected`. */
+export type CommandHandler = (context: CommandContext) => Promise<HandlerResult> | HandlerResult;
 
 export interface ParticipantOptions {
   /** Distinguishes participants that share one database. */
