@@ -1,0 +1,35 @@
+/** A small seeded generator (mulberry32): the same seed gives the same demo and the same carrier faults. */
+export interface Random {
+  /** In [0, 1). */
+  next(): number;
+  /** An integer in [min, max]. */
+  int(min: number, max: number): number;
+  pick<T>(items: readonly T[]): T;
+  weighted<T extends string>(weights: Record<T, number>): T;
+}
+
+export function seededRandom(seed: number): Random {
+  let state = seed >>> 0;
+  const next = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+  return {
+    next,
+    int: (min, max) => min + Math.floor(next() * (max - min + 1)),
+    pick: (items) => items[Math.floor(next() * items.length)]!,
+    weighted(weights) {
+      const entries = Object.entries(weights) as Array<[keyof typeof weights, number]>;
+      const total = entries.reduce((sum, [, w]) => sum + w, 0);
+      let roll = next() * total;
+      for (const [item, weight] of entries) {
+        roll -= weight;
+        if (roll < 0) return item;
+      }
+      return entries[entries.length - 1]![0];
+    },
+  };
+}
