@@ -110,4 +110,17 @@ describe('order-pay-ship saga paths', () => {
     const results = await checkInvariants(fixture.world.db, seed);
     expect(results.filter((r) => !r.ok)).toEqual([]);
   });
+
+  it('has an invariant checker that notices a charge applied twice', async () => {
+    const { world } = fixture;
+    // What a consumer without an inbox would do on a redelivered ChargePayment.
+    const [charged] = await world.db.payment('payments').where({ kind: 'charge' }).orderBy('seq').limit(1);
+    await world.db.payment.transaction(async (trx) => {
+      await trx('payments').insert({ ...charged, seq: undefined, at: undefined });
+      await trx('wallets').where({ customer_id: charged.customer_id }).decrement('balance', charged.amount);
+    });
+    const broken = (await checkInvariants(world.db, seed)).filter((r) => !r.ok).map((r) => r.name);
+    expect(broken).toEqual(expect.arrayContaining(['no ledger entry is applied twice']));
+    expect(broken.some((name) => /charged|refunded/.test(name))).toBe(true);
+  });
 });

@@ -11,7 +11,7 @@ export interface ChaosOptions {
   downMs: number;
 }
 
-export const DEFAULT_CHAOS: ChaosOptions = { intervalMs: 4_000, downMs: 1_500 };
+export const DEFAULT_CHAOS: ChaosOptions = { intervalMs: 3_000, downMs: 1_500 };
 
 export interface Chaos {
   kills: Record<ServiceName, number>;
