@@ -9,7 +9,7 @@ describe('the demo with --chaos', () => {
       orders: 80,
       concurrency: 8,
       seed: 7,
-      chaos: { intervalMs: 2_500, downMs: 1_000 },
+      chaos: { intervalMs: 3_500, downMs: 1_000 },
       infrastructure: infrastructure(),
       write: (text) => {
         output += text;

@@ -6,7 +6,7 @@ export const USAGE = `usage: pnpm demo [-- options]
   --orders N           orders to place (default 200)
   --concurrency C      orders in flight at once (default 16)
   --chaos              SIGKILL order, payment or warehouse at random during the run, restart them
-  --chaos-interval MS  time between kills (default 3000)
+  --chaos-interval MS  time between kills (default 4000)
   --seed S             seeds balances, the order mix, chaos victims and carrier faults (default 1)
   --timeout S          seconds to wait for every order to settle (default 300)
   --keep-logs          keep the services' logs even if everything went well

@@ -100,7 +100,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<Summary> {
       // Everything is running again; let in-flight messages (late replies, prepared
       // replies of abandoned attempts) drain, so the checks see the final state. (Not
       // after a missed deadline: then the summary shows what is stuck, as it is.)
-      if (settled) await waitUntilQuiet(world, 30_000, signal);
+      const quiet = settled && (await waitUntilQuiet(world, 30_000, signal));
       progress.stop();
 
       const facts = await collectFacts(world);
@@ -123,6 +123,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<Summary> {
           placeMs: placed.durationMs,
           settleMs,
           settled,
+          quiet,
           ordersPerSecond: settleMs > 0 ? (placed.placed * 1000) / settleMs : 0,
           latencyP50Ms: facts.latency.p50,
           latencyP95Ms: facts.latency.p95,

@@ -42,7 +42,7 @@ const view = (row: OrderRow): OrderView => ({
   updatedAt: row.updated_at.toISOString(),
 });
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const isUuid = (v: unknown): v is string => typeof v === 'string' && UUID.test(v);
 
 export function orderRoutes(deps: {
@@ -58,7 +58,8 @@ export function orderRoutes(deps: {
    * send its own `id` to retry safely: the same id returns the order already placed.
    */
   async function placeOrder(body: unknown) {
-    const id = (body as { id?: unknown })?.id === undefined ? randomUUID() : field(body, 'id', isUuid, 'a UUID');
+    const id =
+      (body as { id?: unknown })?.id === undefined ? randomUUID() : field(body, 'id', isUuid, 'a UUID').toLowerCase();
     const customerId = field(body, 'customerId', isText, 'a non-empty string');
     const sku = field(body, 'sku', isText, 'a non-empty string');
     const quantity = field(body, 'quantity', isCount, 'an integer between 1 and 1000');
@@ -108,7 +109,7 @@ export function orderRoutes(deps: {
       method: 'GET',
       path: /^\/orders\/([^/]+)$/,
       async handle({ params }) {
-        const id = params[0]!;
+        const id = params[0]!.toLowerCase();
         if (!UUID.test(id)) throw new HttpError(400, 'order id must be a UUID');
         const row: OrderRow | undefined = await knex('orders').where({ id }).first();
         if (!row) throw new HttpError(404, `no order ${id}`);
