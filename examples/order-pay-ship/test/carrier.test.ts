@@ -135,6 +135,46 @@ describe('shipping through the carrier (prepared reply + check-back)', () => {
     expect(await stockOf(world, 'parcel')).toBe(stockBefore);
   }, 60_000);
 
+  it('gives up on a carrier that never books: cancels the key at the carrier, releases, refunds and cancels the order', async () => {
+    const { world } = fixture;
+    await setFaults(world, { lostBeforeBooking: 1 });
+    const id = await placeOrder(world, { customerId: 'shopper', sku: 'parcel', quantity: 1 });
+    const [order] = await waitForFinal(world, [id], 90_000);
+
+    expect(order!.status).toBe('CANCELLED');
+    expect(await carrierRequests(world, id)).toEqual([
+      'lost-before-booking',
+      'lost-before-booking',
+      'lost-before-booking',
+    ]);
+    const ship = order!.saga!.history.filter((h) => h.step === 'ship').map((h) => `${h.phase} ${h.event}`);
+    expect(ship).toEqual([
+      'forward sent',
+      'forward timed-out',
+      'forward sent',
+      'forward timed-out',
+      'forward sent',
+      'forward timed-out',
+      'compensate sent',
+      'compensate succeeded',
+    ]);
+    // CancelShipment left the key cancelled at the carrier: a booking request still in
+    // flight (or arriving late) can no longer book it.
+    expect(await bookingsOf(world, id)).toEqual([{ status: 'cancelled' }]);
+    await setFaults(world, {});
+    const late = await fetch(`${world.carrierUrl}/shipments`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ key: id, orderId: id, sku: 'parcel', quantity: 1 }),
+    });
+    expect(late.status).toBe(409);
+    expect(await paymentsOf(world, id)).toEqual([
+      { kind: 'charge', amount: 1_000 },
+      { kind: 'refund', amount: 1_000 },
+    ]);
+    expect(await stockMovesOf(world, id)).toEqual(['reserve', 'release']);
+  }, 120_000);
+
   it('keeps every invariant of the demo over all the orders above', async () => {
     await setFaults(fixture.world, {});
     const results = await checkInvariants(fixture.world.db, seed);

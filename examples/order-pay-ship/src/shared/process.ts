@@ -45,7 +45,12 @@ export function runService(service: string, start: () => Promise<RunningService>
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
   if (process.send) process.on('disconnect', () => void shutdown('parent went away'));
-  process.on('unhandledRejection', (error) => log(`unhandled rejection: ${errorText(error)}`));
+  // A promise nobody handles is a bug: crash loudly (the demo's supervisor or the
+  // container's restart policy brings the service back; its state is in its database).
+  process.on('unhandledRejection', (error) => {
+    log(`unhandled rejection, exiting: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    process.exit(70);
+  });
 
   start().then(
     (service_) => {
