@@ -32,6 +32,12 @@ describe('planShares (fair split of shards among relays)', () => {
     expect(planShares({ members: 3, shards: 16, held: [6, 6, 4] }, 4)).toEqual({ take: 0, release: 0 });
     expect(planShares({ members: 3, shards: 16, held: [6, 5, 5] }, 6)).toEqual({ take: 0, release: 0 });
   });
+  it('leaves a shard given back to the member below the floor instead of taking it again', () => {
+    // 5 (just gave one back), 6, 4: one shard is free.
+    expect(planShares({ members: 3, shards: 16, held: [5, 6, 4] }, 5)).toEqual({ take: 0, release: 0 });
+    expect(planShares({ members: 3, shards: 16, held: [5, 6, 4] }, 6)).toEqual({ take: 0, release: 0 });
+    expect(planShares({ members: 3, shards: 16, held: [5, 6, 4] }, 4)).toEqual({ take: 1, release: 0 });
+  });
   it('converges to a split where every instance is within one shard of the others', () => {
     // Instances act one at a time, as the lease rows serialise them in the database.
     const held = [16, 0, 0];

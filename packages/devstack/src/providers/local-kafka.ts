@@ -159,8 +159,12 @@ export async function startLocalKafka(logFile: string): Promise<LocalKafka> {
   const start = async () => {
     const out = createWriteStream(logFile, { flags: 'a' });
     const proc = spawn(javaBinary(), [...jvm, 'kafka.Kafka', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-    proc.stdout.pipe(out);
-    proc.stderr.pipe(out);
+    // Two sources, one log: neither may end it (the first to end would make the
+    // other's late output a 'write after end' error); it closes when the broker exits.
+    proc.stdout.pipe(out, { end: false });
+    proc.stderr.pipe(out, { end: false });
+    out.on('error', () => {}); // a log that cannot be written must not take the run down
+    proc.once('close', () => out.end());
     child = proc;
     watchdog = startWatchdog(proc.pid ?? 0, 'TERM', [dataDir]);
     let exited: string | undefined;
