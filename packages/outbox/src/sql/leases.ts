@@ -37,8 +37,11 @@ export function acquireLease(o: ResolvedOutboxOptions, name: string, owner: stri
 }
 
 /**
- * Takes up to `limit` free or expired shard leases, in random order so that
- * instances starting together do not all fight over shard 0 first.
+ * Takes up to `limit` free or expired shard leases, a random subset so that
+ * instances starting together do not all fight over shard 0 first, but written in
+ * name order: two instances upserting overlapping sets in random order deadlocked
+ * (bench/ saw relay.start() fail with "deadlock detected" when two relays started
+ * together); in one order the later one just waits and skips what the other took.
  */
 export function acquireFreeShards(o: ResolvedOutboxOptions, owner: string, ttlMs: number, limit: number): Statement {
   return {
@@ -52,7 +55,7 @@ export function acquireFreeShards(o: ResolvedOutboxOptions, owner: string, ttlMs
         limit ?
       )
       insert into ${o.tables.leases} as l (name, owner, token, expires_at)
-      select name, ?, 1, now() + ?::bigint * interval '1 millisecond' from candidates
+      select name, ?, 1, now() + ?::bigint * interval '1 millisecond' from candidates order by name
       on conflict (name) do update
         set owner = excluded.owner, token = l.token + 1, expires_at = excluded.expires_at
         where l.owner is null or l.expires_at <= now()
