@@ -128,6 +128,20 @@ export function outboxMigrations(options: OutboxSchemaOptions = {}): Knex.Migrat
         await knex.raw(`drop table if exists ${q(`${table}_settings`)}`);
       },
     },
+    {
+      name: `${schema}.${table}.002_pending_available`,
+      async up(knex) {
+        // Head-of-line check: the pending rows that are backing off (available_at in
+        // the future) by a range scan, instead of a whole-table scan or a probe per
+        // pending row on every claim (see sql/claim.ts).
+        await knex.raw(
+          `create index "${table}_pending_available" on ${messages} (available_at) where state = 'pending'`,
+        );
+      },
+      async down(knex) {
+        await knex.raw(`drop index if exists ${q(`${table}_pending_available`)}`);
+      },
+    },
   ];
   return migrationSource(migrations);
 }
