@@ -35,7 +35,9 @@ export type ParentMessage =
     }
   | { type: 'init'; mode: 'idle' }
   | { type: 'start' }
-  /** Asks for the diagnostics since `start`. */
+  /** Restarts the diagnostics (e.g. once relays settled, before the measured work arrives). */
+  | { type: 'reset-profile' }
+  /** Asks for the diagnostics since `start` or the last reset. */
   | { type: 'report' }
   | { type: 'stop' };
 
