@@ -32,10 +32,6 @@ process.on('message', (message: ParentMessage) => {
     send({ type: 'report', diagnostics: recorder.snapshot() });
     return;
   }
-  if (message.type === 'reset-profile') {
-    recorder.start();
-    return;
-  }
   if (message.type === 'start') recorder.start();
   const step = message.type === 'init' ? init(message) : message.type === 'start' ? onStart() : onStop();
   step.catch(fail);

@@ -35,9 +35,7 @@ export type ParentMessage =
     }
   | { type: 'init'; mode: 'idle' }
   | { type: 'start' }
-  /** Restarts the diagnostics (e.g. once relays settled, before the measured work arrives). */
-  | { type: 'reset-profile' }
-  /** Asks for the diagnostics since `start` or the last reset. */
+  /** Asks for the diagnostics since `start`. */
   | { type: 'report' }
   | { type: 'stop' };
 
