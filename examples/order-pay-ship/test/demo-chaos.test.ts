@@ -18,7 +18,8 @@ describe('the demo with --chaos', () => {
     });
     process.stdout.write(output.slice(output.lastIndexOf('eventual demo:')));
 
-    expect(summary.chaos?.total).toBeGreaterThanOrEqual(2);
+    // At least one service was SIGKILLed mid-run (a fast run can settle before a second kill).
+    expect(summary.chaos?.total).toBeGreaterThanOrEqual(1);
     expect(summary.invariants.filter((i) => !i.ok)).toEqual([]);
     expect(summary.timing.settled).toBe(true);
     expect(summary.orders.placed).toBe(80);
