@@ -100,6 +100,8 @@ export interface BenchmarkOutput {
 }
 
 export interface BenchmarkResult extends BenchmarkOutput {
+  /** The machine load of every repetition the benchmark measured (in order), as kept. */
+  repetitionLoads?: RepetitionLoad[];
   name: string;
   order: number;
   title: string;

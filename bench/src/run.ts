@@ -13,7 +13,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type Devstack, startDevstack } from '@eventual/devstack';
 import { CpuMeter, disturbance, waitForQuiet } from './cpu-meter.js';
-import type { BenchContext, Benchmark, BenchmarkResult } from './harness.js';
+import type { BenchContext, Benchmark, BenchmarkResult, RepetitionLoad } from './harness.js';
 import { describeMachine, gitCommit } from './machine.js';
 import { loadResults, renderResults, updateBenchmarksMd } from './report.js';
 
@@ -76,8 +76,9 @@ async function main(): Promise<void> {
     for (const benchmark of selected) {
       const started = new Date();
       log(`${benchmark.name}: ${benchmark.title}`);
+      const loads: RepetitionLoad[] = [];
       const output = await benchmark.run(
-        context(services, { reps, smoke, waitForQuiet: !smoke && !values.noisy }, resultsDir, benchmark.name),
+        context(services, { reps, smoke, waitForQuiet: !smoke && !values.noisy }, resultsDir, benchmark.name, loads),
       );
       const result: BenchmarkResult = {
         name: benchmark.name,
@@ -91,6 +92,7 @@ async function main(): Promise<void> {
         smoke,
         machine,
         ...output,
+        repetitionLoads: loads,
       };
       await writeFile(join(resultsDir, `${benchmark.name}.json`), `${JSON.stringify(result, null, 2)}\n`);
       for (const f of result.figures) {
@@ -124,6 +126,7 @@ function context(
   options: { reps: number; smoke: boolean; waitForQuiet: boolean },
   resultsDir: string,
   name: string,
+  loads: RepetitionLoad[],
 ): BenchContext {
   const benchLog = (message: string) => log(`${name}: ${message}`);
   return {
@@ -154,6 +157,7 @@ function context(
           foreignTop: usage.foreignTop,
         };
         if (!noisy || !options.waitForQuiet || attempt >= ATTEMPTS) {
+          loads.push(load);
           if (noisy) benchLog(`rep ${index}: others used ${others} cores meanwhile; kept, marked noisy`);
           return { result, load };
         }

@@ -19,7 +19,7 @@ import {
   uniqueName,
 } from '../fixtures.js';
 import { type BenchContext, type Benchmark, figure, type Sample } from '../harness.js';
-import { ACKS_ALL } from '../kafka-settings.js';
+import { ACKS_ALL, BASELINE_PRODUCER } from '../kafka-settings.js';
 import { paced } from '../pacer.js';
 import { profile } from '../profile.js';
 import { startReceiver } from '../receiver.js';
@@ -33,14 +33,6 @@ const POLL_INTERVAL_MS = 1_000; // high on purpose: only a working NOTIFY wake-u
 const BATCH_SIZE = 500;
 const KEYS = 1_000;
 const PAYLOAD_BYTES = 300;
-/**
- * kafkajs defaults (not idempotent, requests pipelined), with acks -1 per send like the
- * relay. The relay's own settings (idempotent, one request in flight) cannot sustain
- * 1,000 single-record sends/s on the 2-core reference machine (about 680/s), so with
- * them the baseline would measure its own queue, not Kafka: see BENCHMARKS.md.
- */
-const LATENCY_BASELINE_PRODUCER = {};
-
 interface ModeRun {
   latenciesMs: number[];
   achievedRatePerS: number;
@@ -65,7 +57,8 @@ interface Load {
  * transaction; latency from the commit returning to the record being handed to a
  * kafkajs consumer in the same process (one clock). The relay runs in a child
  * process with a 1 s poll interval, so only the NOTIFY wake-up can make it fast.
- * Baseline: plain kafkajs `send` of one record per call at the same rate, timed from
+ * Baseline: plain kafkajs `send` of one record per call at the same rate and producer
+ * settings as the relay (idempotent, one request in flight, acks -1), timed from
  * the call to `send` to the same consumer. Then one repetition at lower rates, to
  * show where latency turns from transport time into queueing.
  */
@@ -76,8 +69,8 @@ const commitLatency: Benchmark = {
   description:
     'At a steady 1,000 messages/s, each enqueued in its own transaction: time from commit to the record being ' +
     'readable by a kafkajs consumer (same process, same clock), relay in a child process with pollIntervalMs ' +
-    '1000; baseline: plain kafkajs send of one record per call at the same rate (default producer, acks -1), ' +
-    'measured the same way.',
+    '1000; baseline: plain kafkajs send of one record per call at the same rate with the relay producer ' +
+    'settings (idempotent, maxInFlightRequests 1, acks -1), measured the same way.',
   async run(ctx) {
     const load: Load = { ratePerS: RATE_PER_S, warmupMs: ctx.size(3_000, 500), durationMs: ctx.size(30_000, 2_000) };
     const dbUrl = await ctx.services.createDatabase('bench_latency');
@@ -353,7 +346,7 @@ async function runOutbox(input: Env, load: Load): Promise<ModeRun> {
 async function runBaseline(kafka: Kafka, load: Load): Promise<ModeRun> {
   const topic = uniqueName('latency_baseline');
   await createTopics(kafka, [topic]);
-  const producer = kafka.producer(LATENCY_BASELINE_PRODUCER);
+  const producer = kafka.producer(BASELINE_PRODUCER);
   await producer.connect();
   const receiver = await startReceiver(kafka, topic);
   try {

@@ -192,7 +192,10 @@ function summary(run: RunResult) {
     peakRssMiB: run.peakRssMiB.map((m) => round(m, 1)),
     shardsOwnedAtStart: run.shards.map((s) => s.length),
     ...(run.balancedAfterMs !== undefined
-      ? { sharesBalancedAfterMs: run.balancedAfterMs && round(run.balancedAfterMs) }
+      ? {
+          sharesBalancedAfterMs: run.balancedAfterMs && round(run.balancedAfterMs),
+          throughputOnceSettled: run.settledThroughput && round(run.settledThroughput, 1),
+        }
       : {}),
     profile: run.diagnostics.map(profile),
   };
