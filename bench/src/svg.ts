@@ -13,6 +13,9 @@ export interface LatencyChart {
   /** Drawn as a red dashed line: the p99 target. */
   targetMs?: number;
   series: ChartSeries[];
+  /** Axis captions; the defaults describe commit-to-Kafka latency of messages. */
+  xLabel?: string;
+  yLabel?: string;
 }
 
 const W = 800;
@@ -66,10 +69,10 @@ export function renderLatencyChart(chart: LatencyChart): string {
     text(
       M.left + PW / 2,
       H - 20,
-      'latency from commit (baseline: from send) to readable by a consumer, log scale',
+      chart.xLabel ?? 'latency from commit (baseline: from send) to readable by a consumer, log scale',
       'middle',
     ),
-    `<text transform="translate(16 ${M.top + PH / 2}) rotate(-90)" text-anchor="middle">share of messages per bucket</text>`,
+    `<text transform="translate(16 ${M.top + PH / 2}) rotate(-90)" text-anchor="middle">${esc(chart.yLabel ?? 'share of messages per bucket')}</text>`,
   );
   // Series: step lines over the buckets, lightly filled.
   chart.series.forEach((s, si) => {

@@ -7,3 +7,6 @@ export { formatSummary, type Summary } from './demo/summary.js';
 export { type RunningInfrastructure, startWorld, type World, type WorldOptions } from './demo/world.js';
 export { type OrderData, orderFulfilment } from './order/saga.js';
 export { type CustomerSeed, demoSeed, type ProductSeed, type SeedData } from './shared/demo-data.js';
+export { GROUP_SETTINGS } from './shared/kafka.js';
+export { seededRandom } from './shared/random.js';
+export { allTopics, PARTITIONS, type Topics } from './shared/topics.js';

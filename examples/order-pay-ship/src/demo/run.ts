@@ -36,6 +36,11 @@ export interface DemoOptions {
   keepLogs?: boolean;
   /** Replaces the generated customers and products. */
   seedData?: SeedData;
+  /**
+   * Called once every order settled and the invariants were checked, while the services
+   * still run: a benchmark reads per-order timings and the services' memory here.
+   */
+  inspect?: (world: World) => Promise<void>;
 }
 
 /**
@@ -109,6 +114,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<Summary> {
         seedData,
         orders.filter((o) => !placed.refused.some((r) => r.id === o.id)).map((o) => o.id),
       );
+      await options.inspect?.(world);
       const settleMs = facts.latency.spanMs;
       summary = {
         ok: settled && placed.refused.length === 0 && invariants.every((i) => i.ok),
