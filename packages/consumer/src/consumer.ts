@@ -9,7 +9,7 @@ import { createPipeline } from './pipeline.js';
 import { pause, UNAVAILABLE_BACKOFF } from './retry.js';
 import { probeInbox } from './sql/inbox.js';
 import { run } from './sql/statement.js';
-import type { DeliveryOutcome, InboundRecord, TopicPartition } from './subscriber.js';
+import type { Delivery, InboundRecord, TopicPartition } from './subscriber.js';
 
 export type ConsumerState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -54,7 +54,8 @@ export interface Consumer {
 /**
  * An idempotent consumer: each record is handled in one PostgreSQL transaction that
  * also records `(consumer, message id)` in the inbox, and its offset is committed only
- * after that transaction committed. See pipeline.ts for the fixed order of steps.
+ * after that transaction committed. In batch mode (`batchSize` > 1) consecutive records
+ * of a partition share that transaction. See pipeline.ts for the fixed order of steps.
  */
 export function createConsumer(options: ConsumerOptions): Consumer {
   const o = resolveConsumerOptions(options);
@@ -76,47 +77,54 @@ export function createConsumer(options: ConsumerOptions): Consumer {
   let starting: Promise<void> | undefined;
   let stopped: Promise<void> | undefined;
 
-  async function deliver(record: InboundRecord, delivery: { highWatermark: string; signal: AbortSignal }) {
-    if (stopping.signal.aborted) return 'abandoned' satisfies DeliveryOutcome;
+  async function deliver(records: InboundRecord[], delivery: Delivery): Promise<number> {
+    const first = records[0];
+    if (stopping.signal.aborted || !first) return 0;
     // Aborted by the subscriber (revocation) or by stop(). Linked by hand and unlinked
-    // after the record: nothing accumulates on the long-lived stop signal.
+    // after the records: nothing accumulates on the long-lived stop signal.
     const linked = new AbortController();
     const abort = () => linked.abort();
     const { signal } = linked;
     delivery.signal.addEventListener('abort', abort);
     stopping.signal.addEventListener('abort', abort);
     if (delivery.signal.aborted) abort();
-    let outcome: DeliveryOutcome;
+    let settled: number;
     try {
-      outcome = await pipeline.settle(record, signal);
+      settled =
+        records.length === 1
+          ? (await pipeline.settle(first, signal)) === 'done'
+            ? 1
+            : 0
+          : await pipeline.settleBatch(records, signal);
     } catch (error) {
       // The pipeline handles every failure it knows; this is a bug. Report it, and do
-      // not spin: the record is redelivered after a pause.
+      // not spin: the records are redelivered after a pause.
       counters.errors += 1;
       events.emit('consumer:error', {
         consumer: o.name,
-        topic: record.topic,
-        partition: record.partition,
-        offset: record.offset,
+        topic: first.topic,
+        partition: first.partition,
+        offset: first.offset,
         error: asError(error),
         fatal: false,
       });
       await pause(UNAVAILABLE_BACKOFF.maxMs, signal);
-      return 'abandoned';
+      return 0;
     } finally {
       delivery.signal.removeEventListener('abort', abort);
       stopping.signal.removeEventListener('abort', abort);
     }
-    if (outcome === 'done') {
-      const behind = BigInt(delivery.highWatermark) - BigInt(record.offset) - 1n;
-      lag.set(`${record.topic}\u0000${record.partition}`, {
-        topic: record.topic,
-        partition: record.partition,
+    const last = records[settled - 1];
+    if (last) {
+      const behind = BigInt(delivery.highWatermark) - BigInt(last.offset) - 1n;
+      lag.set(`${last.topic}\u0000${last.partition}`, {
+        topic: last.topic,
+        partition: last.partition,
         lag: behind > 0n ? Number(behind) : 0,
         observedAt: new Date(),
       });
     }
-    return outcome;
+    return settled;
   }
 
   function assigned(partitions: TopicPartition[]) {
@@ -134,7 +142,7 @@ export function createConsumer(options: ConsumerOptions): Consumer {
     await run(o.knex, probeInbox(o.inboxTable));
     await o.outbox.stats(); // fails with SchemaNotReadyError if the outbox (for dead letters) is missing
     cleanup.start();
-    await o.subscriber.subscribe(o.topics, { deliver, error: subscriberError, assigned });
+    await o.subscriber.subscribe(o.topics, { maxRecords: o.batchSize, deliver, error: subscriberError, assigned });
   }
 
   async function stop(): Promise<void> {

@@ -5,8 +5,9 @@ import type { Knex } from 'knex';
 export interface HandlerContext<P = JsonValue> {
   /**
    * The record's transaction. The inbox row is already in it: write your changes with
-   * it and they commit together, exactly once. Do not commit or roll it back yourself;
-   * throw to roll back.
+   * it and they commit together, exactly once (in batch mode, together with the other
+   * records of the batch). The consumer owns it: `commit()` and `rollback()` throw;
+   * throw to roll back, or use `trx.transaction()` for a savepoint.
    */
   trx: Knex.Transaction;
   message: Message<P>;

@@ -20,7 +20,6 @@ export type { ConsumerOptions, ResolvedConsumerOptions, RetentionOptions } from 
 export * from './saga/index.js';
 export type {
   Delivery,
-  DeliveryOutcome,
   InboundRecord,
   Subscriber,
   SubscriptionHandlers,

@@ -29,14 +29,15 @@ const WATCH_MS = 100;
 /**
  * The default subscriber: a kafkajs consumer group.
  *
- * Records are taken batch by batch (`eachBatch`), one record at a time per partition;
- * after each record the consumer settled, its offset is resolved and committed
- * (autoCommitThreshold 1), so a crash redelivers at most the record in flight. An
- * `abandoned` record is not resolved: kafkajs fetches the partition again from it.
+ * Records are taken batch by batch (`eachBatch`) and handed to the consumer in runs of
+ * up to its `batchSize` (one record at a time unless it runs in batch mode); after
+ * each run, the offset of the last record the consumer settled is resolved and
+ * committed (autoCommitThreshold 1), so a crash redelivers at most the run in flight.
+ * A record left unsettled is not resolved: kafkajs fetches the partition again from it.
  *
- * kafkajs only heartbeats between records, so while one record takes long (a slow
+ * kafkajs only heartbeats between runs, so while one run takes long (a slow
  * handler, a retry backoff) a timer heartbeats for it; when that heartbeat reports a
- * rebalance, or the consumer is stopping, the delivery's signal is aborted, the record
+ * rebalance, or the consumer is stopping, the delivery's signal is aborted, the attempt
  * in flight finishes, and the rebalance error is rethrown so kafkajs rejoins the group.
  */
 export function createKafkaSubscriber(options: KafkaSubscriberOptions): Subscriber {
@@ -114,15 +115,20 @@ async function deliverBatch(payload: EachBatchPayload, handlers: SubscriptionHan
     });
   }, WATCH_MS);
   try {
-    for (const message of batch.messages) {
+    const { messages } = batch;
+    for (let from = 0; from < messages.length; ) {
       if (controller.signal.aborted || !isRunning() || isStale()) break;
-      const outcome = await handlers.deliver(toRecord(batch.topic, batch.partition, message), {
-        highWatermark: batch.highWatermark,
-        signal: controller.signal,
-      });
-      if (outcome !== 'done') break;
-      resolveOffset(message.offset);
-      await commitOffsetsIfNecessary();
+      const chunk = messages.slice(from, from + handlers.maxRecords);
+      const settled = await handlers.deliver(
+        chunk.map((message) => toRecord(batch.topic, batch.partition, message)),
+        { highWatermark: batch.highWatermark, signal: controller.signal },
+      );
+      if (settled > 0) {
+        resolveOffset(chunk[settled - 1]!.offset);
+        await commitOffsetsIfNecessary();
+      }
+      if (settled < chunk.length) break;
+      from += chunk.length;
     }
   } finally {
     clearInterval(watch);

@@ -23,6 +23,15 @@ export interface ConsumerOptions {
   schema?: string;
   /** Name of the inbox table. Default `inbox`. */
   table?: string;
+  /**
+   * Batch mode: up to this many consecutive records of one partition are handled in one
+   * transaction - one inbox statement claims them all, each handler runs in turn with
+   * that transaction, one COMMIT, one offset commit. If any handler throws, the whole
+   * batch rolls back and its records are handled again one at a time, with the usual
+   * retry and dead-letter rules (so a handler may run again for a record whose batch
+   * was rolled back because of another record). Default 1: a transaction per record.
+   */
+  batchSize?: number;
   /** Handler attempts before a record is dead-lettered. Default 5. */
   maxAttempts?: number;
   /** Delay before the next attempt. Default 200 ms doubling to 10 s, 50% jitter. */
@@ -63,6 +72,7 @@ export interface ResolvedConsumerOptions {
   table: string;
   /** Quoted, schema-qualified name used in SQL. */
   inboxTable: string;
+  batchSize: number;
   maxAttempts: number;
   backoff: BackoffPolicy;
   onUnknownType: 'dead-letter' | 'ignore';
@@ -81,6 +91,7 @@ export function resolveConsumerOptions(options: ConsumerOptions): ResolvedConsum
     'subscriber',
     'schema',
     'table',
+    'batchSize',
     'maxAttempts',
     'backoff',
     'onUnknownType',
@@ -127,6 +138,7 @@ export function resolveConsumerOptions(options: ConsumerOptions): ResolvedConsum
     schema,
     table,
     inboxTable: `"${schema}"."${table}"`,
+    batchSize: integer('batchSize', options.batchSize ?? 1, 1, 10_000),
     maxAttempts: integer('maxAttempts', options.maxAttempts ?? 5, 1, 1_000),
     backoff: backoff('backoff', options.backoff, { initialMs: 200, maxMs: 10_000, factor: 2, jitter: 0.5 }),
     onUnknownType: oneOf('onUnknownType', options.onUnknownType ?? 'dead-letter', ['dead-letter', 'ignore']),

@@ -7,7 +7,14 @@ import type { ConsumerCounters, Events, RecordPosition } from './events.js';
 import type { RegisteredHandler } from './handler.js';
 import type { ResolvedConsumerOptions } from './options.js';
 import { commitFailedByHandler, isRetriable, pause, retryDelay, UNAVAILABLE_BACKOFF } from './retry.js';
-import { claimMessage, type InboxKey, recordFailure, settleDead, transactionAlive } from './sql/inbox.js';
+import {
+  claimMessage,
+  claimMessages,
+  type InboxKey,
+  recordFailure,
+  settleDead,
+  transactionAlive,
+} from './sql/inbox.js';
 import { run } from './sql/statement.js';
 import type { InboundRecord } from './subscriber.js';
 
@@ -46,29 +53,41 @@ type Settled = 'done' | 'abandoned';
 export function createPipeline(p: PipelineContext) {
   const { o, handlers, events, counters } = p;
 
-  async function settle(record: InboundRecord, signal: AbortSignal): Promise<Settled> {
-    const at = position(record);
-    // 1. decode / validate
+  /** Step 1 for one record: a message ready for its handler, or how the record settles without one. */
+  function prepare(record: InboundRecord): Ready | { settle: (signal: AbortSignal) => Promise<Settled> } {
     const decoded = decodeRecord(record);
-    if (!decoded.ok) return deadLetter(record, decoded.inboxId, malformed(decoded.reason, 'malformed_record'), signal);
+    if (!decoded.ok)
+      return {
+        settle: (signal) => deadLetter(record, decoded.inboxId, malformed(decoded.reason, 'malformed_record'), signal),
+      };
     const registered = handlers.get(decoded.message.type);
-    if (!registered) return unknownType(record, decoded, signal);
+    if (!registered) return { settle: (signal) => unknownType(record, decoded, signal) };
     let message: Message<unknown> = decoded.message;
     if (registered.parse) {
       try {
         message = { ...message, payload: registered.parse(decoded.message.payload) };
       } catch (error) {
         const reason = `the payload of ${message.type} was rejected by its parse function: ${asError(error).message}`;
-        return deadLetter(record, decoded.inboxId, malformed(reason, 'invalid_payload'), signal);
+        return {
+          settle: (signal) => deadLetter(record, decoded.inboxId, malformed(reason, 'invalid_payload'), signal),
+        };
       }
     }
+    return { key: { ...position(record), messageId: decoded.inboxId }, record, message, registered };
+  }
+
+  async function settle(record: InboundRecord, signal: AbortSignal): Promise<Settled> {
+    // 1. decode / validate
+    const ready = prepare(record);
+    if ('settle' in ready) return ready.settle(signal);
+    const { key, message } = ready;
+    const at = position(record);
     // 2. inbox + handler, 3. retry
-    const key: InboxKey = { ...at, messageId: decoded.inboxId };
     for (let unavailable = 1; ; ) {
       if (signal.aborted) return 'abandoned';
       let attempt: Attempt;
       try {
-        attempt = await attemptOnce(key, record, message, registered);
+        attempt = await attemptOnce(ready);
         unavailable = 1;
       } catch (error) {
         if (!(await waitOutOutage(error, at, unavailable++, signal))) return 'abandoned';
@@ -122,17 +141,12 @@ export function createPipeline(p: PipelineContext) {
    * handler's (no connection, inbox missing, COMMIT outcome unknown): the caller
    * repeats the attempt without counting it.
    */
-  async function attemptOnce(
-    key: InboxKey,
-    record: InboundRecord,
-    message: Message<unknown>,
-    registered: RegisteredHandler,
-  ): Promise<Attempt> {
+  async function attemptOnce(ready: Ready): Promise<Attempt> {
     const started = Date.now();
     const trx = await o.knex.transaction();
     let claimed: { attempts: number } | undefined;
     try {
-      [claimed] = await run<{ attempts: number }>(trx, claimMessage(o.inboxTable, key));
+      [claimed] = await run<{ attempts: number }>(trx, claimMessage(o.inboxTable, ready.key));
     } catch (error) {
       await rollback(trx);
       throw error;
@@ -142,46 +156,117 @@ export function createPipeline(p: PipelineContext) {
       return { kind: 'duplicate' };
     }
     try {
-      await registered.handler({
-        trx,
-        message,
-        outbox: o.outbox.bind(trx, {
-          correlationId: message.headers['correlation-id'] ?? message.id,
-          causationId: message.id,
-        }),
-        attempt: claimed.attempts,
-        record: {
-          topic: record.topic,
-          partition: record.partition,
-          offset: record.offset,
-          timestamp: record.timestamp,
-        },
-      });
-      if (trx.isCompleted())
-        throw new NonRetriableError(
-          'the handler committed or rolled back the record transaction itself; throw to roll back instead, ' +
-            'and let the consumer commit',
-          { code: 'transaction_completed' },
-        );
-      try {
-        await run(trx, transactionAlive);
-      } catch (error) {
-        throw sqlState(error) === '25P02' ? new TransactionAbortedError(error) : error;
-      }
+      await invoke(trx, ready, claimed.attempts);
+      await checkAlive(trx);
     } catch (error) {
       await rollback(trx);
       return { kind: 'failed', attempts: claimed.attempts, error: asError(error) };
     }
     try {
-      // knex's transaction provider reports a failed COMMIT through executionPromise,
-      // not through commit()'s own promise.
-      await trx.commit();
-      await trx.executionPromise;
+      await commit(trx);
     } catch (error) {
       if (commitFailedByHandler(error)) return { kind: 'failed', attempts: claimed.attempts, error: asError(error) };
       throw error;
     }
     return { kind: 'processed', attempts: claimed.attempts, durationMs: Date.now() - started };
+  }
+
+  /**
+   * Batch mode: consecutive records of one partition in one transaction - one statement
+   * claims them all in the inbox, each handler runs in turn, one COMMIT. Anything short
+   * of that commit (a record that does not decode, a handler that throws, an outage)
+   * rolls the batch back, and `settle` takes the records one at a time instead, with
+   * the retry and dead-letter rules per record. Resolves how many records, from the
+   * first, are settled.
+   */
+  async function settleBatch(records: InboundRecord[], signal: AbortSignal): Promise<number> {
+    if (signal.aborted) return 0;
+    const prepared = records.map(prepare);
+    const ready = prepared.filter((p): p is Ready => !('settle' in p));
+    if (ready.length === records.length && (await attemptBatch(ready))) return records.length;
+    let settled = 0;
+    for (const record of records) {
+      if ((await settle(record, signal)) !== 'done') break;
+      settled += 1;
+    }
+    return settled;
+  }
+
+  /** True once the batch committed; false after a rollback (reported when it was not a handler's failure). */
+  async function attemptBatch(batch: Ready[]): Promise<boolean> {
+    const started = Date.now();
+    // A message twice in one run (a republish right behind the original) is claimed
+    // once; the later copy is a duplicate when the batch commits.
+    const seen = new Set<string>();
+    const distinct = batch.filter((r) => !seen.has(r.key.messageId) && seen.add(r.key.messageId));
+    const first = batch[0]!.key;
+    let claimed = new Map<string, number>();
+    let handlersFailed = false;
+    let trx: Knex.Transaction | undefined;
+    try {
+      trx = await o.knex.transaction();
+      const rows = await run<{ message_id: string; attempts: number }>(
+        trx,
+        claimMessages(
+          o.inboxTable,
+          first,
+          distinct.map((r) => r.key),
+        ),
+      );
+      claimed = new Map(rows.map((r) => [r.message_id, r.attempts]));
+      handlersFailed = true;
+      for (const r of distinct) {
+        const attempts = claimed.get(r.key.messageId);
+        if (attempts !== undefined) await invoke(trx, r, attempts);
+      }
+      await checkAlive(trx);
+      handlersFailed = false;
+      await commit(trx);
+    } catch (error) {
+      if (trx) await rollback(trx);
+      // A handler's failure is retried and reported record by record; anything else
+      // (connection, inbox, an unknown COMMIT outcome) is reported here as well.
+      if (!handlersFailed && !commitFailedByHandler(error)) {
+        counters.errors += 1;
+        events.emit('consumer:error', { ...first, error: asError(error), fatal: false });
+      }
+      return false;
+    }
+    const durationMs = Date.now() - started;
+    for (const r of batch) {
+      const attempts = claimed.get(r.key.messageId);
+      claimed.delete(r.key.messageId); // a later copy of the same id is a duplicate
+      const at = position(r.record);
+      if (attempts === undefined) {
+        counters.duplicates += 1;
+        events.emit('consumer:duplicate', { ...at, messageId: r.key.messageId });
+      } else {
+        counters.processed += 1;
+        events.emit('consumer:processed', { ...at, message: r.message as Message, attempts, durationMs });
+      }
+    }
+    return true;
+  }
+
+  /** Step 2's handler call, with the transaction the inbox claim is in. */
+  async function invoke(trx: Knex.Transaction, ready: Ready, attempt: number): Promise<void> {
+    const { message, record } = ready;
+    await ready.registered.handler({
+      trx: ownedByConsumer(trx),
+      message,
+      outbox: o.outbox.bind(trx, {
+        correlationId: message.headers['correlation-id'] ?? message.id,
+        causationId: message.id,
+      }),
+      attempt,
+      record: { topic: record.topic, partition: record.partition, offset: record.offset, timestamp: record.timestamp },
+    });
+    if (trx.isCompleted())
+      throw new NonRetriableError(
+        'the handler committed or rolled back the record transaction itself; throw to roll back instead, ' +
+          'and let the consumer commit',
+        { code: 'transaction_completed' },
+      );
   }
 
   function unknownType(record: InboundRecord, decoded: Decoded & { ok: true }, signal: AbortSignal) {
@@ -274,7 +359,55 @@ export function createPipeline(p: PipelineContext) {
     return { consumer: o.name, topic: record.topic, partition: record.partition, offset: record.offset };
   }
 
-  return { settle };
+  return { settle, settleBatch };
+}
+
+/** A record decoded and validated, with its handler: ready for step 2. */
+interface Ready {
+  key: InboxKey;
+  record: InboundRecord;
+  message: Message<unknown>;
+  registered: RegisteredHandler;
+}
+
+/**
+ * Before COMMIT: in a transaction that an earlier statement aborted this fails with
+ * 25P02, where COMMIT would silently roll back (see TransactionAbortedError).
+ */
+async function checkAlive(trx: Knex.Transaction): Promise<void> {
+  try {
+    await run(trx, transactionAlive);
+  } catch (error) {
+    throw sqlState(error) === '25P02' ? new TransactionAbortedError(error) : error;
+  }
+}
+
+async function commit(trx: Knex.Transaction): Promise<void> {
+  // knex's transaction provider reports a failed COMMIT through executionPromise,
+  // not through commit()'s own promise.
+  await trx.commit();
+  await trx.executionPromise;
+}
+
+/**
+ * The record transaction as handlers see it: the consumer commits it (with the inbox
+ * row, and in batch mode with the other records' work), so commit() and rollback()
+ * throw instead of ending it behind the consumer's back.
+ */
+function ownedByConsumer(trx: Knex.Transaction): Knex.Transaction {
+  return new Proxy(trx, {
+    get(target, property, receiver) {
+      if (property === 'commit' || property === 'rollback') return refuseToEnd;
+      return Reflect.get(target, property, receiver);
+    },
+  });
+}
+
+function refuseToEnd(): never {
+  throw new NonRetriableError(
+    'the record transaction belongs to the consumer: do not commit or roll it back in a handler; throw to roll back, or use trx.transaction() for a savepoint',
+    { code: 'transaction_owned_by_consumer' },
+  );
 }
 
 function malformed(reason: string, errorCode: string): DeadLetter {

@@ -14,25 +14,17 @@ export interface InboundRecord {
   timestamp: string;
 }
 
-/** What the subscriber tells the consumer along with one record. */
+/** What the subscriber tells the consumer along with the records it delivers. */
 export interface Delivery {
-  /** The partition's high watermark when the record was fetched: lag = highWatermark - offset - 1. */
+  /** The partition's high watermark when the records were fetched: lag = highWatermark - offset - 1. */
   highWatermark: string;
   /**
    * Aborted when the subscriber is stopping or the partition is being taken away (a
    * rebalance). The consumer then finishes what is in flight, does not start another
-   * attempt or wait out a backoff, and answers `abandoned`.
+   * attempt or wait out a backoff, and leaves the rest of the records unsettled.
    */
   signal: AbortSignal;
 }
-
-/**
- * `done`: the record is settled in the database (processed, a duplicate, dead-lettered
- * or ignored); its offset may be committed. `abandoned`: it is not settled; the
- * subscriber must not commit its offset (or any later one) and stops delivering this
- * partition, so the record is delivered again (here or on another instance).
- */
-export type DeliveryOutcome = 'done' | 'abandoned';
 
 export interface TopicPartition {
   topic: string;
@@ -40,8 +32,21 @@ export interface TopicPartition {
 }
 
 export interface SubscriptionHandlers {
-  /** Called for one record at a time per partition, in offset order; never rejects. */
-  deliver(record: InboundRecord, delivery: Delivery): Promise<DeliveryOutcome>;
+  /**
+   * The most records `deliver` takes at once: the consumer's `batchSize` (1 unless the
+   * consumer runs in batch mode).
+   */
+  maxRecords: number;
+  /**
+   * Called with 1 to `maxRecords` consecutive records of one partition, in offset order,
+   * one call at a time per partition; never rejects. Resolves how many of them, counted
+   * from the first, are settled in the database (processed, a duplicate, dead-lettered
+   * or ignored): their offsets may be committed. Fewer than `records.length` means the
+   * next one was abandoned (a stop, a rebalance, an outage outlasting them): the
+   * subscriber must not commit its offset or any later one, and stops delivering this
+   * partition, so it is delivered again (here or on another instance).
+   */
+  deliver(records: InboundRecord[], delivery: Delivery): Promise<number>;
   /** Problems of the broker connection. `fatal`: the subscriber gave up and delivers nothing more. */
   error(error: Error, fatal: boolean): void;
   /** The partitions this member now owns, after every group (re)join. */
@@ -52,9 +57,9 @@ export interface SubscriptionHandlers {
  * The consumer's port to a broker: two methods, so another client than kafkajs can be
  * plugged in (the counterpart of the outbox's `Publisher`).
  *
- * Contract: per partition, records are delivered one at a time in offset order; a
- * record's offset is committed only after `deliver` resolved `done` for it (and for
- * every record before it); partitions may be delivered concurrently.
+ * Contract: per partition, records are delivered in offset order, one `deliver` call at
+ * a time; a record's offset is committed only after `deliver` reported it (and every
+ * record before it) settled; partitions may be delivered concurrently.
  */
 export interface Subscriber {
   /** Joins the consumer group for `topics` and starts delivering; resolves once running. */

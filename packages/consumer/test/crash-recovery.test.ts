@@ -104,4 +104,88 @@ describe('crash recovery', () => {
     ]);
     expect(restarted.counters.duplicates).toBe(0);
   });
+
+  describe('in batch mode', () => {
+    const messages = Array.from({ length: 300 }, (_, i) => ({
+      key: `sku-${i % 9}`,
+      type: 'StockReserved',
+      payload: { i },
+    }));
+
+    it('redelivers the whole committed batch and skips it when killed between its COMMIT and the offset commit', async () => {
+      const { url, knex, outbox } = await fixture.service();
+      const topic = randomTopic('stock');
+      await createTopics(brokers, [topic], 1);
+      const name = uniqueName('warehouse');
+      const ids = await fixture.produce(topic, messages);
+      const restarted = await fixture.consumer({ outbox, name, topics: [topic], batchSize: 100 }); // migrates
+
+      const crashed = await runCrashingConsumer({
+        databaseUrl: url,
+        brokers,
+        topic,
+        name,
+        crash: 'after-commit',
+        batchSize: 100,
+      });
+      expect(crashed.signal, crashed.stderr).toBe('SIGKILL');
+      // One whole batch committed (the first records, each once), and no offset.
+      const first = await appliedTimes(knex);
+      const committed = Object.keys(first).length;
+      expect(committed).toBeGreaterThan(1);
+      expect(committed).toBeLessThanOrEqual(100);
+      expect(first).toEqual(Object.fromEntries(ids.slice(0, committed).map((id) => [id, 1])));
+      expect(await committedOffset(name, topic)).toBe('-1');
+
+      restarted.handle('StockReserved', ({ trx, message }) => apply(trx, message, 'restarted'));
+      await restarted.start();
+
+      await expect
+        .poll(() => restarted.counters.processed + restarted.counters.duplicates, { timeout: 30_000 })
+        .toBe(300);
+      expect(restarted.counters).toMatchObject({ processed: 300 - committed, duplicates: committed });
+      expect(await appliedTimes(knex)).toEqual(Object.fromEntries(ids.map((id) => [id, 1])));
+      const by = await knex('applied')
+        .select('applied_by')
+        .count({ n: '*' })
+        .groupBy('applied_by')
+        .orderBy('applied_by');
+      expect(by).toEqual([
+        { applied_by: 'child', n: String(committed) },
+        { applied_by: 'restarted', n: String(300 - committed) },
+      ]);
+      await expect.poll(() => committedOffset(name, topic), { timeout: 10_000 }).toBe('300');
+    });
+
+    it('leaves nothing of the batch when killed mid-batch, and applies every record once after a restart', async () => {
+      const { url, knex, outbox } = await fixture.service();
+      const topic = randomTopic('stock');
+      await createTopics(brokers, [topic], 1);
+      const name = uniqueName('warehouse');
+      const ids = await fixture.produce(topic, messages);
+      const restarted = await fixture.consumer({ outbox, name, topics: [topic], batchSize: 100 }); // migrates
+
+      const crashed = await runCrashingConsumer({
+        databaseUrl: url,
+        brokers,
+        topic,
+        name,
+        crash: 'before-commit',
+        crashAtRecord: 50,
+        batchSize: 100,
+      });
+      expect(crashed.signal, crashed.stderr).toBe('SIGKILL');
+      // 49 handlers had written in the batch's transaction: all of it is gone.
+      expect(await appliedTimes(knex)).toEqual({});
+      expect(await inboxRows(knex, restarted)).toEqual([]);
+
+      restarted.handle('StockReserved', ({ trx, message }) => apply(trx, message, 'restarted'));
+      await restarted.start();
+
+      await expect.poll(() => restarted.counters.processed, { timeout: 30_000 }).toBe(300);
+      expect(restarted.counters.duplicates).toBe(0);
+      expect(await appliedTimes(knex)).toEqual(Object.fromEntries(ids.map((id) => [id, 1])));
+      await expect.poll(() => committedOffset(name, topic), { timeout: 10_000 }).toBe('300');
+    });
+  });
 });

@@ -16,6 +16,7 @@ describe('consumer options', () => {
     [{ ...valid, topics: [] }, /topics must be a non-empty array/],
     [{ ...valid, topics: ['has space'] }, /topics\[0\] must be a legal Kafka topic name/],
     [{ ...valid, maxAttempts: 0 }, /maxAttempts must be an integer between 1 and 1000, got 0/],
+    [{ ...valid, batchSize: 0 }, /batchSize must be an integer between 1 and 10000, got 0/],
     [{ ...valid, table: 'Inbox;drop' }, /table must be a lower-case SQL identifier/],
     [{ ...valid, onUnknownType: 'skip' }, /onUnknownType must be one of 'dead-letter', 'ignore', got "skip"/],
     [

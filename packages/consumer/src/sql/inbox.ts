@@ -41,6 +41,32 @@ export function claimMessage(table: string, key: InboxKey): Statement {
 }
 
 /**
+ * `claimMessage` for a batch of records of one partition, in one statement (batch
+ * mode): returns the ids it claimed with their attempt numbers; an id not returned is
+ * a duplicate. The ids must be distinct (one row may not be updated twice by one
+ * statement); rows are taken in offset order, so two deliveries of the same batch
+ * lock them in the same order.
+ */
+export function claimMessages(
+  table: string,
+  at: { consumer: string; topic: string; partition: number },
+  records: ReadonlyArray<{ messageId: string; offset: string }>,
+): Statement {
+  return {
+    sql: `
+      insert into ${table} as i (${COLUMNS}, state, attempts, processed_at)
+      select ?, r.message_id, ?, ?, r."offset", 'processed', 1, now()
+        from unnest(?::text[], ?::bigint[]) with ordinality as r(message_id, "offset", n)
+       order by r.n
+      on conflict (consumer, message_id) do update
+        set state = 'processed', attempts = i.attempts + 1, error = null, processed_at = now(), ${WHERE_FROM}
+        where i.state = 'retrying'
+      returning message_id, attempts`,
+    bindings: [at.consumer, at.topic, at.partition, records.map((r) => r.messageId), records.map((r) => r.offset)],
+  };
+}
+
+/**
  * After a failed attempt (its transaction rolled back): records the attempt and the
  * error in its own short transaction, so the count survives a restart or a move of
  * the partition to another instance and `maxAttempts` stays a real bound. No row
