@@ -20,3 +20,34 @@ export function profile(d: Diagnostics) {
     raw: d,
   };
 }
+
+/**
+ * Per record figures of a consuming process: PostgreSQL round trips by statement
+ * (BEGIN and COMMIT included: `begin` counts transactions), Kafka requests by API, CPU
+ * and event loop delay.
+ */
+export function consumerProfile(d: Diagnostics) {
+  const perRecord = (n: number) => (d.handled > 0 ? round(n / d.handled, 3) : null);
+  const per1000 = (n: number) => (d.handled > 0 ? round((n * 1000) / d.handled, 2) : null);
+  const control = Object.entries(d.pg.transactionControl);
+  return {
+    records: d.handled,
+    pgRoundTripsPerRecord: perRecord(d.pg.queries + control.reduce((sum, [, n]) => sum + n, 0)),
+    /** Timed statements only: knex reports no response for BEGIN and COMMIT. */
+    pgMsPerRecord: perRecord(d.pg.totalMs),
+    pgStatementsPerRecord: Object.fromEntries([
+      ...control.map(([statement, n]) => [statement, perRecord(n)]),
+      ...Object.entries(d.pg.byStatement).map(([statement, e]) => [statement, perRecord(e.count)]),
+    ]),
+    kafkaRequestsPer1000Records: Object.fromEntries(
+      Object.entries(d.kafka.requests).map(([api, e]) => [api, per1000(e.count)]),
+    ),
+    kafkaMsPer1000Records: Object.fromEntries(
+      Object.entries(d.kafka.requests).map(([api, e]) => [api, per1000(e.totalMs)]),
+    ),
+    cpuMsPer1000Records: per1000(d.cpuUserMs + d.cpuSystemMs),
+    cpuUtilisation: round((d.cpuUserMs + d.cpuSystemMs) / d.wallMs, 2),
+    eventLoopDelayMs: d.eventLoopDelayMs,
+    raw: d,
+  };
+}

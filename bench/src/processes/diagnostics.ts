@@ -1,5 +1,5 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import type { Kafka, Producer, ProducerConfig } from 'kafkajs';
+import type { Consumer, ConsumerConfig, Kafka, Producer, ProducerConfig } from 'kafkajs';
 import type { Knex } from 'knex';
 
 /**
@@ -12,12 +12,23 @@ export interface Diagnostics {
   cpuUserMs: number;
   cpuSystemMs: number;
   eventLoopDelayMs: { p50: number; p99: number; max: number };
-  pg: { queries: number; totalMs: number; byStatement: Record<string, { count: number; totalMs: number }> };
+  pg: {
+    queries: number;
+    totalMs: number;
+    byStatement: Record<string, { count: number; totalMs: number }>;
+    /**
+     * BEGIN, COMMIT, ROLLBACK issued by knex transactions: round trips too, but knex
+     * reports no response for them, so they are counted here, untimed, not in `queries`.
+     */
+    transactionControl: Record<string, number>;
+  };
   kafka: { requests: Record<string, { count: number; totalMs: number; bytes: number }> };
   batches: number;
   published: number;
   /** Sum of `relay:published` durationMs (publish + mark) over all batches. */
   publishAndMarkMs: number;
+  /** Records a consumer settled (or the counting baseline counted). */
+  handled: number;
 }
 
 export class Recorder {
@@ -26,26 +37,40 @@ export class Recorder {
   readonly #loop = monitorEventLoopDelay({ resolution: 5 });
   readonly #pg = new Map<string, { count: number; totalMs: number }>();
   readonly #pgStarted = new Map<string, { at: number; label: string }>();
+  readonly #pgControl = new Map<string, number>();
   readonly #kafka = new Map<string, { count: number; totalMs: number; bytes: number }>();
   batches = 0;
   published = 0;
   publishAndMarkMs = 0;
+  handled = 0;
 
   start(): void {
     this.#startedAt = performance.now();
     this.#cpu = process.cpuUsage();
     this.#pg.clear();
+    this.#pgControl.clear();
     this.#kafka.clear();
     this.batches = 0;
     this.published = 0;
     this.publishAndMarkMs = 0;
+    this.handled = 0;
     this.#loop.reset();
     this.#loop.enable();
   }
 
   /** Counts and times every statement this knex instance runs, by its first words. */
   watchKnex(knex: Knex): void {
-    knex.on('query', (q: { __knexQueryUid: string; sql: string }) => {
+    knex.on('query', (q: { __knexQueryUid?: string; sql: string }) => {
+      if (q.__knexQueryUid === undefined) {
+        // A transaction's own BEGIN / COMMIT / ROLLBACK: no query-response will follow.
+        const label =
+          q.sql
+            .trim()
+            .split(/[\s;]+/)[0]
+            ?.toLowerCase() ?? 'unknown';
+        this.#pgControl.set(label, (this.#pgControl.get(label) ?? 0) + 1);
+        return;
+      }
       this.#pgStarted.set(q.__knexQueryUid, { at: performance.now(), label: statementLabel(q.sql) });
     });
     const done = (_: unknown, q: { __knexQueryUid: string }) => {
@@ -61,20 +86,26 @@ export class Recorder {
     knex.on('query-error', done);
   }
 
-  /** A Kafka client whose producers report every request they send (by API name). */
+  /** A Kafka client whose producers and consumers report every request they send (by API name). */
   watchKafka(kafka: Kafka): Kafka {
+    const count = ({ payload }: { payload: { apiName: string; duration: number; size: number } }) => {
+      const entry = this.#kafka.get(payload.apiName) ?? { count: 0, totalMs: 0, bytes: 0 };
+      entry.count += 1;
+      entry.totalMs += payload.duration;
+      entry.bytes += payload.size;
+      this.#kafka.set(payload.apiName, entry);
+    };
     const producer = (config?: ProducerConfig): Producer => {
       const p = kafka.producer(config);
-      p.on(p.events.REQUEST, ({ payload }) => {
-        const entry = this.#kafka.get(payload.apiName) ?? { count: 0, totalMs: 0, bytes: 0 };
-        entry.count += 1;
-        entry.totalMs += payload.duration;
-        entry.bytes += payload.size;
-        this.#kafka.set(payload.apiName, entry);
-      });
+      p.on(p.events.REQUEST, count);
       return p;
     };
-    return Object.assign(Object.create(kafka) as Kafka, { producer });
+    const consumer = (config: ConsumerConfig): Consumer => {
+      const c = kafka.consumer(config);
+      c.on(c.events.REQUEST, count);
+      return c;
+    };
+    return Object.assign(Object.create(kafka) as Kafka, { producer, consumer });
   }
 
   snapshot(): Diagnostics {
@@ -95,6 +126,7 @@ export class Recorder {
         queries: pgEntries.reduce((sum, [, e]) => sum + e.count, 0),
         totalMs: r(pgEntries.reduce((sum, [, e]) => sum + e.totalMs, 0)),
         byStatement: Object.fromEntries(pgEntries.map(([k, e]) => [k, { count: e.count, totalMs: r(e.totalMs) }])),
+        transactionControl: Object.fromEntries(this.#pgControl),
       },
       kafka: {
         requests: Object.fromEntries(
@@ -104,11 +136,12 @@ export class Recorder {
       batches: this.batches,
       published: this.published,
       publishAndMarkMs: r(this.publishAndMarkMs),
+      handled: this.handled,
     };
   }
 }
 
-/** The relay's statements by role (matched on their text), anything else by its first word. */
+/** The relay's and the inbox's statements by role (matched on their text), anything else by its first word. */
 const ROLES: Array<[RegExp, string]> = [
   [/m\.state = 'pending' and m\.shard = any/, 'claim'],
   [/set state = 'published'/, 'mark published'],
@@ -116,6 +149,7 @@ const ROLES: Array<[RegExp, string]> = [
   [/set attempts = m\.attempts \+ 1/, 'mark failed'],
   [/_leases/, 'leases'],
   [/^\s*(un)?listen/, 'listen'],
+  [/on conflict \(consumer, message_id\) do update\s+set state = 'processed'/, 'inbox claim'],
 ];
 
 function statementLabel(sql: string): string {

@@ -1,11 +1,14 @@
 /**
- * A child process of the benchmark runner, in one of three modes:
+ * A child process of the benchmark runner, in one of five modes:
  * - `relay`: one outbox relay on a seeded table (the process whose RSS is measured);
  * - `sendbatch`: the baseline, plain kafkajs `sendBatch` of the same rows from memory;
+ * - `consumer`: an idempotent consumer (inbox + a handler writing one row) on a topic;
+ * - `kafka-count`: its baseline, a plain kafkajs consumer that only counts records;
  * - `idle`: imports what the others import and does nothing (the RSS baseline).
  * All modes share this file, so they load exactly the same modules.
  */
 import { randomUUID } from 'node:crypto';
+import { type ConsumerOptions, createConsumer, createKafkaSubscriber } from '@eventual/consumer';
 import { createKafkaPublisher, createOutbox, createRelay, type Relay } from '@eventual/outbox';
 import { Kafka, logLevel, type Message, type Producer } from 'kafkajs';
 import knexFactory, { type Knex } from 'knex';
@@ -53,12 +56,15 @@ async function init(message: Init): Promise<void> {
     send({ type: 'ready', pid: process.pid });
     return;
   }
-  const knex = knexFactory({ client: 'pg', connection: message.databaseUrl, pool: { min: 0, max: 4 } });
-  recorder.watchKnex(knex);
   const kafka = recorder.watchKafka(
     new Kafka({ clientId: `bench-${message.mode}`, brokers: message.brokers, logLevel: logLevel.NOTHING }),
   );
+  if (message.mode === 'kafka-count') return initKafkaCount(message, kafka);
+  const poolMax = message.mode === 'consumer' ? message.poolMax : 4;
+  const knex = knexFactory({ client: 'pg', connection: message.databaseUrl, pool: { min: 0, max: poolMax } });
+  recorder.watchKnex(knex);
   if (message.mode === 'relay') await initRelay(message, knex, kafka);
+  else if (message.mode === 'consumer') await initConsumer(message, knex, kafka);
   else await initSendBatch(message, knex, kafka);
 }
 
@@ -129,6 +135,104 @@ async function initSendBatch(message: Extract<Init, { mode: 'sendbatch' }>, knex
     stopped();
   };
   send({ type: 'ready', pid: process.pid, loaded: rows.length });
+}
+
+/** The payload the seeded records carry (fixtures.ts `payloadOf`), as far as the handler reads it. */
+interface OrderCreated {
+  orderId: string;
+  customerId: string;
+  amountCents: number;
+}
+
+async function initConsumer(message: Extract<Init, { mode: 'consumer' }>, knex: Knex, kafka: Kafka): Promise<void> {
+  const { schema, expected } = message;
+  const { batchSize, partitionsConcurrently } = message.consumer;
+  // Built apart from the call: `batchSize` may be newer than the ConsumerOptions this compiles against.
+  const options: ConsumerOptions & { batchSize?: number } = {
+    outbox: createOutbox({ knex, schema }),
+    name: message.groupId,
+    topics: [message.topic],
+    subscriber: createKafkaSubscriber({
+      kafka,
+      groupId: message.groupId,
+      ...(partitionsConcurrently !== undefined ? { partitionsConcurrently } : {}),
+    }),
+    // Inbox cleanup is not what is measured; a scheduled run would add stray statements.
+    retention: { schedule: false },
+    ...(batchSize !== undefined ? { batchSize } : {}),
+  };
+  const consumer = createConsumer(options);
+  consumer.handle<OrderCreated>('OrderCreated', async ({ trx, message: m }) => {
+    await trx.withSchema(schema).table('handled').insert({
+      message_id: m.id,
+      order_id: m.payload.orderId,
+      customer_id: m.payload.customerId,
+      amount_cents: m.payload.amountCents,
+    });
+  });
+  let settled = 0;
+  const settle = () => {
+    settled += 1;
+    recorder.handled += 1;
+    if (settled === expected) send({ type: 'done', count: settled, at: epochNow() });
+  };
+  // Every outcome counts towards `done`, so a run never hangs; the parent checks the rows.
+  consumer.on('consumer:processed', settle);
+  consumer.on('consumer:duplicate', settle);
+  consumer.on('consumer:deadLettered', (e) => {
+    settle();
+    send({ type: 'log', message: `dead-lettered ${e.messageId} (${e.reason}): ${e.error}` });
+  });
+  consumer.on('consumer:error', (e) => send({ type: 'log', message: `consumer:error ${e.error.message}` }));
+  consumer.on('consumer:assigned', ({ partitions }) =>
+    send({ type: 'assigned', partitions: partitions.length, at: epochNow() }),
+  );
+  await knex.raw('select 1'); // the first connection is not timed
+  onStart = async () => {
+    const at = epochNow();
+    send({ type: 'started', at, shards: [] });
+    await consumer.start();
+  };
+  onStop = async () => {
+    await consumer.stop();
+    await knex.destroy();
+    stopped();
+  };
+  send({ type: 'ready', pid: process.pid });
+}
+
+/** The consumer baseline: a kafkajs consumer with default settings that counts records in `eachBatch`. */
+async function initKafkaCount(message: Extract<Init, { mode: 'kafka-count' }>, kafka: Kafka): Promise<void> {
+  const consumer = kafka.consumer({ groupId: message.groupId });
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) =>
+    send({
+      type: 'assigned',
+      partitions: Object.values(payload.memberAssignment).reduce((sum, p) => sum + p.length, 0),
+      at: epochNow(),
+    }),
+  );
+  let count = 0;
+  onStart = async () => {
+    const at = epochNow();
+    send({ type: 'started', at, shards: [] });
+    // Connecting is timed, as the consumer's subscriber connects in start() too.
+    await consumer.connect();
+    await consumer.subscribe({ topic: message.topic, fromBeginning: true });
+    await consumer.run({
+      eachBatch: async ({ batch }) => {
+        const before = count;
+        count += batch.messages.length;
+        recorder.batches += 1;
+        recorder.handled += batch.messages.length;
+        if (before < message.expected && count >= message.expected) send({ type: 'done', count, at: epochNow() });
+      },
+    });
+  };
+  onStop = async () => {
+    await consumer.disconnect();
+    stopped();
+  };
+  send({ type: 'ready', pid: process.pid });
 }
 
 function warmupRecord(topic: string) {

@@ -9,6 +9,12 @@ export interface RelaySettings {
   instanceId: string;
 }
 
+/** Options passed to createConsumer / createKafkaSubscriber; unset ones keep their defaults. */
+export interface ConsumerSettings {
+  batchSize?: number;
+  partitionsConcurrently?: number;
+}
+
 export type ParentMessage =
   | {
       type: 'init';
@@ -33,6 +39,30 @@ export type ParentMessage =
       warmupTopic: string;
       batchSize: number;
     }
+  | {
+      type: 'init';
+      mode: 'consumer';
+      databaseUrl: string;
+      brokers: string[];
+      /** Holds the consumer's outbox, its inbox and the `handled` table the handler writes (migrated by the parent). */
+      schema: string;
+      topic: string;
+      /** A fresh group (and consumer name) per run, so it reads the topic from the start. */
+      groupId: string;
+      /** Records to settle before `done`. */
+      expected: number;
+      poolMax: number;
+      consumer: ConsumerSettings;
+    }
+  | {
+      type: 'init';
+      mode: 'kafka-count';
+      brokers: string[];
+      topic: string;
+      groupId: string;
+      /** Records to count before `done`. */
+      expected: number;
+    }
   | { type: 'init'; mode: 'idle' }
   | { type: 'start' }
   /** Asks for the diagnostics since `start`. */
@@ -46,6 +76,8 @@ export type ChildMessage =
   /** The relay's shard leases changed (relay:leases). */
   | { type: 'leases'; owned: number; at: number }
   | { type: 'done'; count: number; at: number }
+  /** A consumer joined its group and was assigned partitions. */
+  | { type: 'assigned'; partitions: number; at: number }
   | { type: 'report'; diagnostics: Diagnostics }
   | { type: 'log'; message: string }
   | { type: 'error'; message: string }
