@@ -43,6 +43,11 @@ export class TypedEmitter<M extends object> {
     return () => void set.delete(listener as (payload: never) => unknown);
   }
 
+  /** Whether anyone listens: lets an emitter skip building a payload nobody reads. */
+  listens(event: keyof M): boolean {
+    return (this.#listeners.get(event)?.size ?? 0) > 0;
+  }
+
   emit<E extends keyof M>(event: E, payload: M[E]): void {
     for (const listener of this.#listeners.get(event) ?? []) {
       try {

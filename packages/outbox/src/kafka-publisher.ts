@@ -104,8 +104,14 @@ export function createKafkaPublisher(options: KafkaPublisherOptions): Publisher 
     return connecting;
   };
 
-  const reset = async () => {
+  /**
+   * Drops `failed` (all of it when closing). Only the producer that failed: with
+   * several publishes in flight (relay lanes), a second failure of the same producer
+   * must not disconnect the replacement another publish already made.
+   */
+  const reset = async (failed?: Producer) => {
     const old = producer;
+    if (failed && old !== failed) return;
     producer = undefined;
     connecting = undefined;
     await old?.disconnect().catch(() => {});
@@ -120,12 +126,14 @@ export function createKafkaPublisher(options: KafkaPublisherOptions): Publisher 
         byTopic.set(r.topic, entry);
         entry.messages.push({ key: r.key, value: r.value, headers: r.headers });
       }
+      let p: Producer | undefined;
       try {
-        const p = await connected();
+        p = await connected();
         await p.sendBatch({ topicMessages: [...byTopic.values()], acks: -1 });
       } catch (error) {
         const kind = classifyKafkaError(error);
-        if (kind !== 'permanent') await reset();
+        // A failed connect already cleared itself; a failed send replaces its producer.
+        if (kind !== 'permanent' && p) await reset(p);
         const message = error instanceof Error ? error.message : String(error);
         throw new PublishError(
           kind,

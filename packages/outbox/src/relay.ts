@@ -28,6 +28,13 @@ export interface RelayOptions {
   instanceId?: string;
   /** Messages per claim and publish. Default 500. */
   batchSize?: number;
+  /**
+   * Batches in flight at once. The owned shards are split into this many lanes
+   * (shard mod lanes), each a loop of its own (claim, publish, mark), so one lane's
+   * database round trips overlap another's publish. A key lives in one shard, so in
+   * one lane: per-key order holds. Default 2.
+   */
+  lanes?: number;
   /** Fallback poll when no NOTIFY arrives. Default 1,000 ms. */
   pollIntervalMs?: number;
   /** Shard lease time to live; a crashed instance's shards move on within it. Default 15,000 ms. */
@@ -48,6 +55,7 @@ interface ResolvedRelayOptions {
   publisher: Publisher;
   instanceId: string;
   batchSize: number;
+  lanes: number;
   pollIntervalMs: number;
   leaseTtlMs: number;
   maxAttempts: number;
@@ -64,6 +72,7 @@ function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions {
     'publisher',
     'instanceId',
     'batchSize',
+    'lanes',
     'pollIntervalMs',
     'leaseTtlMs',
     'maxAttempts',
@@ -85,6 +94,7 @@ function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions {
       options.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
     ),
     batchSize: integer('batchSize', options.batchSize ?? 500, 1, 10_000),
+    lanes: integer('lanes', options.lanes ?? 2, 1, 64),
     pollIntervalMs: integer('pollIntervalMs', options.pollIntervalMs ?? 1_000, 10, 3_600_000),
     leaseTtlMs: integer('leaseTtlMs', options.leaseTtlMs ?? 15_000, 300, 3_600_000),
     maxAttempts: integer('maxAttempts', options.maxAttempts ?? 10, 1, 1_000),
@@ -106,7 +116,7 @@ export interface Relay {
   /** Shards this instance holds a lease on right now. */
   ownedShards(): number[];
   start(): Promise<void>;
-  /** Finishes (publishes and marks) the in-flight batch, then gives its leases back. */
+  /** Finishes (publishes and marks) the in-flight batches, then gives its leases back. */
   stop(): Promise<void>;
   /** Asks the loop to look for work now (what a NOTIFY does). */
   wake(): void;
@@ -115,24 +125,28 @@ export interface Relay {
 /**
  * Moves pending messages to the publisher, shard by shard, under leases.
  *
- * One loop: (rebalance leases when due) -> claim a batch from owned shards in id
- * order -> publish -> mark published / failed under the fence -> repeat, waiting for
- * a NOTIFY or the poll interval when there is nothing to do. A separate timer renews
- * leases so a slow publish cannot let them expire; leases are only given up between
- * batches, so a rebalance never fences the instance's own in-flight work.
+ * One loop per lane (a fixed subset of the shards, shard mod lanes): (give back
+ * excess shards of the lane when due) -> claim a batch from the lane's owned shards in
+ * id order -> publish -> mark published / failed under the fence -> repeat, waiting
+ * for a NOTIFY or the poll interval when there is nothing to do. A separate timer
+ * renews leases so a slow publish cannot let them expire; a lane only gives up its own
+ * shards, between its batches, so a rebalance never fences the instance's own
+ * in-flight work.
  */
 export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
   const r = resolveRelayOptions(options);
   const o = outbox.options;
   const { events, counters } = outbox.internals;
   const owned = new Map<number, number>(); // shard -> token
-  const wakeable = new Wakeable();
+  const wakeables = Array.from({ length: r.lanes }, () => new Wakeable());
+  const wakeAll = () => {
+    for (const w of wakeables) w.wake();
+  };
   let state: RelayState = 'idle';
   let loop: Promise<void> | undefined;
   let keeper: NodeJS.Timeout | undefined;
   let excess = 0;
   let memberToken = 0;
-  let unavailableStreak = 0;
   let listener: { conn: ListenConnection; onNotify: () => void; onError: (e: Error) => void } | undefined;
 
   const emitLeases = () => events.emit('relay:leases', { owned: [...owned.keys()].sort((a, b) => a - b) });
@@ -172,16 +186,19 @@ export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
       for (const t of taken) owned.set(t.shard, Number(t.token));
       if (taken.length > 0) {
         emitLeases();
-        wakeable.wake();
+        wakeAll();
       }
     }
     excess = plan.release;
   }
 
-  async function releaseExcess(): Promise<void> {
+  /** Gives back up to `excess` shards of this lane (none of them has a batch in flight). */
+  async function releaseExcess(lane: number): Promise<void> {
     if (excess === 0) return;
-    const giveUp = [...owned.entries()].sort(([a], [b]) => b - a).slice(0, excess);
-    excess = 0;
+    const giveUp = laneShards(lane)
+      .sort(([a], [b]) => b - a)
+      .slice(0, excess);
+    excess -= giveUp.length;
     for (const [shard] of giveUp) owned.delete(shard);
     await release(giveUp);
     emitLeases();
@@ -291,6 +308,7 @@ export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
       }
       emitLeases();
     }
+    if (!events.listens('relay:published')) return undefined;
     const markedIds = new Set(marked.map((m) => m.id));
     const published: Message[] = rows
       .filter((x) => markedIds.has(x.id))
@@ -306,29 +324,37 @@ export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
     return undefined;
   }
 
-  async function iterate(): Promise<number> {
-    await releaseExcess();
-    if (owned.size === 0) return 0;
-    const fence: Fence = { owner: r.instanceId, shards: [...owned.keys()], tokens: [...owned.values()] };
-    const rows = await run<ClaimedRow>(o.knex, claimBatch(o, fence.shards, r.batchSize));
-    if (rows.length === 0) return 0;
-    const outcome = await publishAndMark(rows, fence);
-    if (outcome === 'unavailable') {
-      unavailableStreak += 1;
-      await wakeable.wait(backoffDelay(unavailableStreak, UNAVAILABLE_BACKOFF));
-      return 0;
-    }
-    unavailableStreak = 0;
-    return rows.length;
+  /** The owned shards of a lane, with their tokens. */
+  function laneShards(lane: number): Array<[shard: number, token: number]> {
+    return [...owned.entries()].filter(([shard]) => shard % r.lanes === lane);
   }
 
-  async function runLoop(): Promise<void> {
+  /** One batch of the lane: how many rows it handled, or 'unavailable' when the broker is unreachable. */
+  async function iterate(lane: number): Promise<number | 'unavailable'> {
+    await releaseExcess(lane);
+    const shards = laneShards(lane);
+    if (shards.length === 0) return 0;
+    const fence: Fence = { owner: r.instanceId, shards: shards.map(([s]) => s), tokens: shards.map(([, t]) => t) };
+    const rows = await run<ClaimedRow>(o.knex, claimBatch(o, fence.shards, r.batchSize));
+    if (rows.length === 0) return 0;
+    return (await publishAndMark(rows, fence)) === 'unavailable' ? 'unavailable' : rows.length;
+  }
+
+  async function runLoop(lane: number): Promise<void> {
+    const wakeable = wakeables[lane]!;
     let errorStreak = 0;
+    let unavailableStreak = 0;
     while (state === 'running') {
-      await ensureListening();
+      if (lane === 0) await ensureListening();
       try {
-        const handled = await iterate();
+        const handled = await iterate(lane);
         errorStreak = 0;
+        if (handled === 'unavailable') {
+          unavailableStreak += 1;
+          await wakeable.wait(backoffDelay(unavailableStreak, UNAVAILABLE_BACKOFF));
+          continue;
+        }
+        unavailableStreak = 0;
         if (handled < r.batchSize && state === 'running') await wakeable.wait(r.pollIntervalMs);
       } catch (error) {
         fail(error);
@@ -342,7 +368,7 @@ export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
     if (!r.listen || listener || state !== 'running') return;
     try {
       const conn = (await o.knex.client.acquireConnection()) as ListenConnection;
-      const onNotify = () => wakeable.wake();
+      const onNotify = wakeAll;
       const onError = (error: Error) => {
         fail(error);
         dropListener(true);
@@ -395,7 +421,7 @@ export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
       state = 'running';
       await keepLeases();
       scheduleKeeper();
-      loop = runLoop();
+      loop = Promise.all(wakeables.map((_, lane) => runLoop(lane))).then(() => {});
     },
     async stop() {
       if (state === 'idle') {
@@ -405,7 +431,7 @@ export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
       if (state !== 'running') return loop;
       state = 'stopping';
       clearTimeout(keeper);
-      wakeable.wake();
+      wakeAll();
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([loop, new Promise<void>((resolve) => (timer = setTimeout(resolve, r.stopTimeoutMs)))]);
       clearTimeout(timer);
@@ -424,7 +450,7 @@ export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
       emitLeases();
       state = 'stopped';
     },
-    wake: () => wakeable.wake(),
+    wake: wakeAll,
   };
 }
 
