@@ -35,6 +35,9 @@ describe('bad input gets a typed error that says what to change, and writes noth
     const outbox = createOutbox({ knex });
     const publisher = { publish: async () => {}, close: async () => {} };
     expect(() => createRelay(outbox, { publisher, batchSize: 0 })).toThrow(/batchSize/);
+    expect(() => createRelay(outbox, { publisher, lanes: 0 })).toThrow(
+      /lanes must be an integer between 1 and 64, got 0/,
+    );
     expect(() => createRelay(outbox, { publisher, backoff: { initialMs: 100, maxMs: 10 } })).toThrow(/backoff.maxMs/);
     expect(() => createRelay(outbox, { publisher, onPublished: 'drop' as 'mark' })).toThrow(
       /onPublished must be one of/,
