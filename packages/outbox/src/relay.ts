@@ -142,12 +142,23 @@ export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
   const wakeAll = () => {
     for (const w of wakeables) w.wake();
   };
+  /**
+   * A NOTIFY from enqueue names the shards it wrote: wake only their lanes, so an idle
+   * lane does not run a claim for another lane's message. Any other payload (a
+   * requeue, a prepared message's commit) wakes every lane.
+   */
+  const wakeFor = (payload: string | undefined) => {
+    if (!payload || !/^\d+(,\d+)*$/.test(payload)) return wakeAll();
+    for (const shard of payload.split(',')) wakeables[Number(shard) % r.lanes]!.wake();
+  };
   let state: RelayState = 'idle';
   let loop: Promise<void> | undefined;
   let keeper: NodeJS.Timeout | undefined;
   let excess = 0;
   let memberToken = 0;
-  let listener: { conn: ListenConnection; onNotify: () => void; onError: (e: Error) => void } | undefined;
+  let listener:
+    | { conn: ListenConnection; onNotify: (n: { payload?: string }) => void; onError: (e: Error) => void }
+    | undefined;
 
   const emitLeases = () => events.emit('relay:leases', { owned: [...owned.keys()].sort((a, b) => a - b) });
   const fail = (error: unknown) =>
@@ -368,7 +379,7 @@ export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
     if (!r.listen || listener || state !== 'running') return;
     try {
       const conn = (await o.knex.client.acquireConnection()) as ListenConnection;
-      const onNotify = wakeAll;
+      const onNotify = (notification: { payload?: string }) => wakeFor(notification.payload);
       const onError = (error: Error) => {
         fail(error);
         dropListener(true);
@@ -490,7 +501,7 @@ export function planShares({ members, shards, held }: Membership, mine: number):
 /** The pg client knex hands out, as far as LISTEN needs it. */
 interface ListenConnection {
   query(sql: string): Promise<unknown>;
-  on(event: 'notification', listener: () => void): void;
+  on(event: 'notification', listener: (notification: { payload?: string }) => void): void;
   on(event: 'error', listener: (error: Error) => void): void;
   removeListener(event: string, listener: (...args: never[]) => void): void;
 }

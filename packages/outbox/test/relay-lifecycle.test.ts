@@ -6,6 +6,36 @@ import { outboxFixture } from './support.js';
 const fixture = outboxFixture('lifecycle');
 
 describe('relay lifecycle', () => {
+  it('wakes on NOTIFY, lane by lane, without polling', async () => {
+    const { knex, outbox } = await fixture.database(8);
+    const topic = randomTopic('wake');
+    await createTopics(fixture.services.kafkaBrokers, [topic], 2);
+    const kafka = createKafkaPublisher({ kafka: fixture.services.kafka('wake') });
+    fixture.defer(() => kafka.close());
+    // An hour between polls: only a NOTIFY can get these messages out within the test.
+    const relay = createRelay(outbox, { publisher: kafka, pollIntervalMs: 3_600_000, leaseTtlMs: 60_000, lanes: 2 });
+    fixture.defer(() => relay.stop());
+    await relay.start();
+    expect(relay.ownedShards()).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // both lanes found nothing and wait
+
+    // One message per transaction, over keys that land in shards of both lanes.
+    const ids: string[] = [];
+    for (let n = 0; n < 16; n++) {
+      const [m] = await knex.transaction((trx) =>
+        outbox.enqueue(trx, [{ topic, key: `k-${n}`, type: 'T', payload: { n } }]),
+      );
+      ids.push(m!.id);
+    }
+    const shards = await knex('eventual.outbox').whereIn('id', ids).distinct('shard').pluck('shard');
+    expect(new Set(shards.map((s: number) => s % 2)).size).toBe(2);
+
+    await expect.poll(async () => (await outbox.stats()).pending, { timeout: 10_000 }).toBe(0);
+    expect(await knex('eventual.outbox').whereIn('id', ids).where({ state: 'published' }).count({ n: '*' })).toEqual([
+      { n: '16' },
+    ]);
+  });
+
   it('stop() finishes and marks the in-flight batch, gives its leases back, and publishes nothing afterwards', async () => {
     const { knex, outbox } = await fixture.database(4);
     const topic = randomTopic('lifecycle');

@@ -6,8 +6,10 @@ import type { Statement } from './statement.js';
  * Inserts messages in one round trip: unnest() turns the column arrays into rows, the
  * shard comes from the stored shard count (a scalar subquery: if the settings row is
  * missing the insert fails on NOT NULL instead of writing rows no relay would ever
- * claim), and pg_notify wakes relays. NOTIFY is transactional: it is delivered only
- * if the caller's transaction commits, and it is only a hint; relays also poll.
+ * claim), and pg_notify wakes relays; its payload lists the shards written (e.g.
+ * `3,17`), so a relay wakes only the lane that has work. NOTIFY is transactional: it
+ * is delivered only if the caller's transaction commits, and it is only a hint;
+ * relays also poll.
  *
  * Prepared messages get `next_check_at`, the first time the check-back may ask about them.
  */
@@ -27,9 +29,10 @@ export function insertMessages(
                ?, case when ?::bigint is null then null else now() + ?::bigint * interval '1 millisecond' end
         from unnest(?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[])
              as u(id, topic, key, type, payload, headers, key_hash)
-        returning 1
+        returning shard
       )
-      select pg_notify(?, 'enqueued') where ? = 'pending' and exists (select 1 from inserted)`,
+      select pg_notify(?, (select string_agg(distinct shard::text, ',') from inserted))
+      where ? = 'pending' and exists (select 1 from inserted)`,
     bindings: [
       state,
       checkAfterMs,
