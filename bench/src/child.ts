@@ -129,3 +129,21 @@ export class OutboxProcess {
     if (this.#child.exitCode === null && this.#child.signalCode === null) this.#child.kill('SIGKILL');
   }
 }
+
+/**
+ * Peak RSS of a child that loads the same modules as the measured ones (outbox, relay,
+ * consumer) and does nothing else: the memory figures' baseline.
+ */
+export async function idleRss(log: (message: string) => void): Promise<number> {
+  const child = new OutboxProcess('idle', log);
+  try {
+    child.send({ type: 'init', mode: 'idle' });
+    await child.next('ready', 60_000);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const { peakRssMiB } = await child.memory();
+    await child.stop();
+    return peakRssMiB;
+  } finally {
+    child.kill();
+  }
+}

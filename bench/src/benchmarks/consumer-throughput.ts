@@ -2,7 +2,7 @@ import { migrateInbox } from '@eventual/consumer';
 import { createKafkaPublisher, createOutbox } from '@eventual/outbox';
 import type { Kafka } from 'kafkajs';
 import type { Knex } from 'knex';
-import { OutboxProcess } from '../child.js';
+import { idleRss, OutboxProcess } from '../child.js';
 import {
   connect,
   createTopics,
@@ -12,7 +12,6 @@ import {
   PARTITIONS,
   recordCount,
   seedOutbox,
-  sleep,
   uniqueName,
 } from '../fixtures.js';
 import { type BenchContext, type Benchmark, figure, type Sample } from '../harness.js';
@@ -96,7 +95,7 @@ const consumerThroughput: Benchmark = {
           );
           const batched = await runConsumer(ctx, input, { batchSize: BATCH_SIZE });
           ctx.log(`rep ${rep}: consumer, batchSize ${BATCH_SIZE} ${batched.throughput.toFixed(0)} msg/s`);
-          const idleRssMiB = await idleRss(ctx);
+          const idleRssMiB = await idleRss(ctx.log);
           ctx.log(`rep ${rep}: idle process peak RSS ${idleRssMiB.toFixed(0)} MiB`);
           return { baseline, one, batched, idleRssMiB };
         });
@@ -327,20 +326,5 @@ async function runConsumer(ctx: BenchContext, input: RunInput, settings: Consume
   } finally {
     child.kill();
     await dropSchema(input.knex, schema).catch(() => {});
-  }
-}
-
-/** Peak RSS of a child that loads the consumer's (and relay's) modules and does nothing else. */
-async function idleRss(ctx: BenchContext): Promise<number> {
-  const child = new OutboxProcess('idle', ctx.log);
-  try {
-    child.send({ type: 'init', mode: 'idle' });
-    await child.next('ready', 60_000);
-    await sleep(1_000);
-    const { peakRssMiB } = await child.memory();
-    await child.stop();
-    return peakRssMiB;
-  } finally {
-    child.kill();
   }
 }

@@ -1,5 +1,5 @@
 import { createOutbox } from '@eventual/outbox';
-import { OutboxProcess } from '../child.js';
+import { idleRss, OutboxProcess } from '../child.js';
 import {
   cloneOutbox,
   connect,
@@ -11,7 +11,6 @@ import {
   recordCount,
   SHARDS,
   seedOutbox,
-  sleep,
   uniqueName,
   withTimeout,
 } from '../fixtures.js';
@@ -93,7 +92,7 @@ const relayThroughput: Benchmark = {
           ctx.log(
             `rep ${rep}: 2 relays ${two.throughput.toFixed(0)} msg/s (shards at start ${split}, balanced ${balanced})`,
           );
-          const idleRssMiB = await idleRss(ctx);
+          const idleRssMiB = await idleRss(ctx.log);
           ctx.log(`rep ${rep}: idle process peak RSS ${idleRssMiB.toFixed(0)} MiB`);
           return { baseline, one, two, idleRssMiB };
         });
@@ -343,20 +342,5 @@ async function runRelays(
     for (const child of children) child.kill();
     await deleteTopics(input.kafka, [topic]);
     await dropSchema(input.knex, schema).catch(() => {});
-  }
-}
-
-/** Peak RSS of a child that loads the relay's modules and does nothing else. */
-async function idleRss(ctx: BenchContext): Promise<number> {
-  const child = new OutboxProcess('idle', ctx.log);
-  try {
-    child.send({ type: 'init', mode: 'idle' });
-    await child.next('ready', 60_000);
-    await sleep(1_000);
-    const { peakRssMiB } = await child.memory();
-    await child.stop();
-    return peakRssMiB;
-  } finally {
-    child.kill();
   }
 }
