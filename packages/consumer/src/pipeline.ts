@@ -76,12 +76,15 @@ export function createPipeline(p: PipelineContext) {
     return { key: { ...position(record), messageId: decoded.inboxId }, record, message, registered };
   }
 
-  async function settle(record: InboundRecord, signal: AbortSignal): Promise<Settled> {
-    // 1. decode / validate
-    const ready = prepare(record);
+  /** One record, from step 1 on. */
+  function settle(record: InboundRecord, signal: AbortSignal): Promise<Settled> {
+    return settlePrepared(prepare(record), signal);
+  }
+
+  async function settlePrepared(ready: ReturnType<typeof prepare>, signal: AbortSignal): Promise<Settled> {
     if ('settle' in ready) return ready.settle(signal);
     const { key, message } = ready;
-    const at = position(record);
+    const at = position(ready.record);
     // 2. inbox + handler, 3. retry
     for (let unavailable = 1; ; ) {
       if (signal.aborted) return 'abandoned';
@@ -113,7 +116,7 @@ export function createPipeline(p: PipelineContext) {
       if (!retriable || attempts >= o.maxAttempts) {
         // 4. dead-letter
         return deadLetter(
-          record,
+          ready.record,
           key.messageId,
           {
             reason: retriable ? 'max-attempts' : 'non-retriable',
@@ -185,8 +188,8 @@ export function createPipeline(p: PipelineContext) {
     const ready = prepared.filter((p): p is Ready => !('settle' in p));
     if (ready.length === records.length && (await attemptBatch(ready))) return records.length;
     let settled = 0;
-    for (const record of records) {
-      if ((await settle(record, signal)) !== 'done') break;
+    for (const p of prepared) {
+      if ((await settlePrepared(p, signal)) !== 'done') break;
       settled += 1;
     }
     return settled;
@@ -261,12 +264,6 @@ export function createPipeline(p: PipelineContext) {
       attempt,
       record: { topic: record.topic, partition: record.partition, offset: record.offset, timestamp: record.timestamp },
     });
-    if (trx.isCompleted())
-      throw new NonRetriableError(
-        'the handler committed or rolled back the record transaction itself; throw to roll back instead, ' +
-          'and let the consumer commit',
-        { code: 'transaction_completed' },
-      );
   }
 
   function unknownType(record: InboundRecord, decoded: Decoded & { ok: true }, signal: AbortSignal) {
