@@ -1,4 +1,4 @@
-import { EventualError } from '@eventual/outbox';
+import { EventualError, type FailedStatement, sqlStateOf } from '@eventual/core';
 
 /**
  * Throw this from a handler when retrying cannot help (the message asks for something
@@ -20,7 +20,7 @@ export class InboxSchemaNotReadyError extends EventualError {
     super(
       'inbox_schema_not_ready',
       `the inbox schema is not ready (${detail}); run consumer.migrate() or add inboxMigrations to your knex migrations`,
-      { cause },
+      { retriable: false, cause },
     );
   }
 }
@@ -29,7 +29,7 @@ export class InboxSchemaNotReadyError extends EventualError {
 export class IllegalInboxTransitionError extends EventualError {
   override name = 'IllegalInboxTransitionError';
   constructor(detail: string, cause?: unknown) {
-    super('illegal_inbox_transition', `illegal inbox state transition: ${detail}`, { cause });
+    super('illegal_inbox_transition', `illegal inbox state transition: ${detail}`, { retriable: false, cause });
   }
 }
 
@@ -52,21 +52,21 @@ export class TransactionAbortedError extends EventualError {
   }
 }
 
-/** Translates driver errors at one chokepoint: known SQLSTATEs become typed errors. */
-export function translateDatabaseError(error: unknown): unknown {
-  const code = sqlState(error);
-  const message = error instanceof Error ? error.message : String(error);
-  if (code === '42P01' || code === '3F000' || code === '42883') return new InboxSchemaNotReadyError(message, error);
+/**
+ * The inbox's own SQLSTATEs as typed errors (the statement runner in core turns
+ * everything else into a `DatabaseError` or, for an outage, `DatabaseUnavailableError`).
+ */
+export function translateInboxError({ statement, detail, error }: FailedStatement): Error | undefined {
+  const code = sqlStateOf(error);
+  if (code === '42P01' || code === '3F000' || code === '42883')
+    return new InboxSchemaNotReadyError(`${statement.name}: ${detail}`, error);
   // Raised by the inbox transition trigger (see migrations.ts).
-  if (code === 'EV002') return new IllegalInboxTransitionError(message, error);
-  return error;
+  if (code === 'EV002') return new IllegalInboxTransitionError(`${statement.name}: ${detail}`, error);
+  return undefined;
 }
 
-/** The PostgreSQL SQLSTATE of a driver error (five characters), if it has one. */
-export function sqlState(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
-}
+/** The PostgreSQL SQLSTATE of a driver error or a `DatabaseError`, if it has one. */
+export const sqlState = sqlStateOf;
 
 export function asError(value: unknown): Error {
   return value instanceof Error ? value : new Error(typeof value === 'string' ? value : JSON.stringify(value));

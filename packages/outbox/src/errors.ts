@@ -1,32 +1,12 @@
-/**
- * Every error eventual raises on purpose is an `EventualError` with a stable `code`
- * and a `retriable` flag: callers and the library's own loops decide what to do from
- * that data, never by parsing messages.
- */
-export class EventualError extends Error {
-  override name = 'EventualError';
-  readonly code: string;
-  readonly retriable: boolean;
-  constructor(code: string, message: string, options: { retriable?: boolean; cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
-    this.retriable = options.retriable ?? false;
-  }
-}
+import { EventualError, type FailedStatement } from '@eventual/core';
 
-/** An option has a wrong type or value; the message names the option and what to change. */
-export class InvalidOptionError extends EventualError {
-  override name = 'InvalidOptionError';
-  constructor(message: string) {
-    super('invalid_option', message);
-  }
-}
+export { EventualError, InvalidOptionError } from '@eventual/core';
 
 /** A message cannot be stored: bad topic/key/type, or a payload that is not JSON. Nothing was written. */
 export class InvalidMessageError extends EventualError {
   override name = 'InvalidMessageError';
   constructor(message: string, code = 'invalid_message') {
-    super(code, message);
+    super(code, message, { retriable: false });
   }
 }
 
@@ -54,6 +34,7 @@ export class TransactionRequiredError extends EventualError {
       'transaction_required',
       `${operation} needs the knex transaction of your business change (knex.transaction(async (trx) => ...)), ` +
         'so the message commits if and only if your change commits; it never begins or commits one itself',
+      { retriable: false },
     );
   }
 }
@@ -71,7 +52,9 @@ export class PreparedMessageResolvedError extends EventualError {
       attempted === 'commit'
         ? 'it was rolled back (by you or the check-back) and will never be published: compensate the work you did'
         : 'it was already committed (by you or the check-back) and is or will be published';
-    super('prepared_message_resolved', `cannot ${attempted} prepared message ${messageId}: it is ${state}; ${hint}`);
+    super('prepared_message_resolved', `cannot ${attempted} prepared message ${messageId}: it is ${state}; ${hint}`, {
+      retriable: false,
+    });
     this.messageId = messageId;
     this.state = state;
   }
@@ -81,7 +64,7 @@ export class PreparedMessageResolvedError extends EventualError {
 export class UnknownMessageError extends EventualError {
   override name = 'UnknownMessageError';
   constructor(messageId: string) {
-    super('unknown_message', `no outbox message with id ${messageId}`);
+    super('unknown_message', `no outbox message with id ${messageId}`, { retriable: false });
   }
 }
 
@@ -92,7 +75,7 @@ export class SchemaNotReadyError extends EventualError {
     super(
       'schema_not_ready',
       `the outbox schema is not ready (${detail}); run outbox.migrate() or add outboxMigrations to your knex migrations`,
-      { cause },
+      { retriable: false, cause },
     );
   }
 }
@@ -101,7 +84,7 @@ export class SchemaNotReadyError extends EventualError {
 export class IllegalTransitionError extends EventualError {
   override name = 'IllegalTransitionError';
   constructor(detail: string, cause?: unknown) {
-    super('illegal_transition', `illegal outbox state transition: ${detail}`, { cause });
+    super('illegal_transition', `illegal outbox state transition: ${detail}`, { retriable: false, cause });
   }
 }
 
@@ -122,12 +105,15 @@ export class PublishError extends EventualError {
   }
 }
 
-/** Translates driver errors at one chokepoint: known SQLSTATEs become typed errors. */
-export function translateDatabaseError(error: unknown): unknown {
+/**
+ * The outbox's own SQLSTATEs as typed errors (the statement runner in core turns
+ * everything else into a `DatabaseError` or, for an outage, `DatabaseUnavailableError`).
+ */
+export function translateOutboxError({ statement, detail, error }: FailedStatement): Error | undefined {
   const code = (error as { code?: unknown } | null)?.code;
-  const message = error instanceof Error ? error.message : String(error);
-  if (code === '42P01' || code === '3F000' || code === '42883') return new SchemaNotReadyError(message, error);
+  if (code === '42P01' || code === '3F000' || code === '42883')
+    return new SchemaNotReadyError(`${statement.name}: ${detail}`, error);
   // Raised by the state-machine trigger (see migrations.ts).
-  if (code === 'EV001') return new IllegalTransitionError(message, error);
-  return error;
+  if (code === 'EV001') return new IllegalTransitionError(`${statement.name}: ${detail}`, error);
+  return undefined;
 }

@@ -6,7 +6,7 @@ import { InvalidOptionError } from './errors.js';
 import type { Outbox } from './outbox.js';
 import { createRunCoordinator, type PostgresRunCoordinator } from './run-coordinator.js';
 import { deletePublishedBatch } from './sql/cleanup.js';
-import { selectDead } from './sql/dead.js';
+import { countDead, selectDead } from './sql/dead.js';
 import { pruneLeases } from './sql/leases.js';
 import { run } from './sql/statement.js';
 import { integer, knownKeys, nonEmptyString } from './validate.js';
@@ -113,10 +113,7 @@ export function createScheduler(outbox: Outbox, options: SchedulerOptions = {}):
       return total;
     },
     async sweep() {
-      const [count] = await run<{ dead: number }>(o.knex, {
-        sql: `select count(*)::int as dead from ${o.tables.messages} where state = 'dead'`,
-        bindings: [],
-      });
+      const [count] = await run<{ dead: number }>(o.knex, countDead(o));
       const dead = count?.dead ?? 0;
       if (dead > 0) {
         const [oldest] = await run<{ id: string }>(o.knex, selectDead(o, 1, null, null));

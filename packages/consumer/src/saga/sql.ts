@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { translateDatabaseError } from '../errors.js';
+import { run } from '../sql/statement.js';
 
 export interface SagaRow {
   id: string;
@@ -26,12 +26,8 @@ export interface SagaHistoryEntry {
   detail?: string;
 }
 
-async function rows<T>(db: Knex | Knex.Transaction, sql: string, bindings: readonly Knex.RawBinding[]): Promise<T[]> {
-  try {
-    return ((await db.raw(sql, bindings as Knex.RawBinding[])) as { rows: T[] }).rows;
-  } catch (error) {
-    throw translateDatabaseError(error);
-  }
+function rows<T>(db: Knex | Knex.Transaction, sql: string, bindings: readonly Knex.RawBinding[]): Promise<T[]> {
+  return run<T>(db, { name: 'saga', sql, bindings });
 }
 
 /**

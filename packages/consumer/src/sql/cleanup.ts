@@ -14,6 +14,7 @@ import type { Statement } from './statement.js';
  */
 export function deleteSettledBatch(table: string, consumer: string, retentionMs: number, batchSize: number): Statement {
   return {
+    name: 'inbox.deleteSettledBatch',
     sql: `
       with deleted as (
         delete from ${table}

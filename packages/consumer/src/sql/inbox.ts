@@ -29,6 +29,7 @@ const WHERE_FROM = `topic = excluded.topic, partition = excluded.partition, "off
  */
 export function claimMessage(table: string, key: InboxKey): Statement {
   return {
+    name: 'inbox.claimMessage',
     sql: `
       insert into ${table} as i (${COLUMNS}, state, attempts, processed_at)
       values (?, ?, ?, ?, ?, 'processed', 1, now())
@@ -53,6 +54,7 @@ export function claimMessages(
   records: ReadonlyArray<{ messageId: string; offset: string }>,
 ): Statement {
   return {
+    name: 'inbox.claimMessages',
     sql: `
       insert into ${table} as i (${COLUMNS}, state, attempts, processed_at)
       select ?, r.message_id, ?, ?, r."offset", 'processed', 1, now()
@@ -74,6 +76,7 @@ export function claimMessages(
  */
 export function recordFailure(table: string, key: InboxKey, attempts: number, error: string): Statement {
   return {
+    name: 'inbox.recordFailure',
     sql: `
       insert into ${table} as i (${COLUMNS}, state, attempts, error)
       values (?, ?, ?, ?, ?, 'retrying', ?, ?)
@@ -92,6 +95,7 @@ export function recordFailure(table: string, key: InboxKey, attempts: number, er
  */
 export function settleDead(table: string, key: InboxKey, attempts: number, error: string): Statement {
   return {
+    name: 'inbox.settleDead',
     sql: `
       insert into ${table} as i (${COLUMNS}, state, attempts, error, processed_at)
       values (?, ?, ?, ?, ?, 'dead', ?, ?, now())
@@ -106,7 +110,11 @@ export function settleDead(table: string, key: InboxKey, attempts: number, error
 
 /** Fails with "relation does not exist" (translated to InboxSchemaNotReadyError) when not migrated. */
 export function probeInbox(table: string): Statement {
-  return { sql: `select 1 from ${table} limit 0`, bindings: [] };
+  return {
+    name: 'inbox.probeInbox',
+    sql: `select 1 from ${table} limit 0`,
+    bindings: [],
+  };
 }
 
 /**
@@ -114,4 +122,4 @@ export function probeInbox(table: string): Statement {
  * an earlier statement aborted it fails with 25P02, where COMMIT would silently roll
  * back (see TransactionAbortedError).
  */
-export const transactionAlive: Statement = { sql: 'select 1', bindings: [] };
+export const transactionAlive: Statement = { name: 'inbox.transactionAlive', sql: 'select 1', bindings: [] };

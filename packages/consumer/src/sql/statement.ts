@@ -1,7 +1,7 @@
-import { statementRunner } from '@eventual/outbox/internal';
-import { translateDatabaseError } from '../errors.js';
+import { statementRunner } from '@eventual/core';
+import { translateInboxError } from '../errors.js';
 
-export type { Statement } from '@eventual/outbox/internal';
+export type { Statement } from '@eventual/core';
 
 /** Runs a statement and returns its rows; the one place the consumer translates driver errors. */
-export const run = statementRunner(translateDatabaseError);
+export const run = statementRunner(translateInboxError);

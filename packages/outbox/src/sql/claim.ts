@@ -34,6 +34,7 @@ export interface ClaimedRow {
  */
 export function claimBatch(o: ResolvedOutboxOptions, shards: number[], limit: number): Statement {
   return {
+    name: 'outbox.claimBatch',
     sql: `
       with waiting as materialized (
         select key, id from ${o.tables.messages} where state = 'pending' and available_at > now()

@@ -9,6 +9,7 @@ import type { Statement } from './statement.js';
  */
 export function deletePublishedBatch(o: ResolvedOutboxOptions, retentionMs: number, batchSize: number): Statement {
   return {
+    name: 'outbox.deletePublishedBatch',
     sql: `
       with deleted as (
         delete from ${o.tables.messages}

@@ -9,6 +9,7 @@ export function selectDead(
   topic: string | null,
 ): Statement {
   return {
+    name: 'outbox.selectDead',
     sql: `
       select id, topic, key, type, payload, headers, attempts, last_error, created_at
       from ${o.tables.messages}
@@ -25,6 +26,7 @@ export function selectDead(
  */
 export function requeueDead(o: ResolvedOutboxOptions, ids: string[]): Statement {
   return {
+    name: 'outbox.requeueDead',
     sql: `
       with requeued as (
         update ${o.tables.messages}
@@ -40,6 +42,7 @@ export function requeueDead(o: ResolvedOutboxOptions, ids: string[]): Statement 
 /** Counts per state and the age of the oldest pending message (the relay's lag). */
 export function selectStats(o: ResolvedOutboxOptions): Statement {
   return {
+    name: 'outbox.selectStats',
     sql: `
       select
         (select count(*) from ${o.tables.messages} where state = 'pending')::int as pending,
@@ -47,6 +50,15 @@ export function selectStats(o: ResolvedOutboxOptions): Statement {
         (select count(*) from ${o.tables.messages} where state = 'dead')::int as dead,
         (select coalesce(extract(epoch from now() - min(created_at)) * 1000, 0)
            from ${o.tables.messages} where state = 'pending')::float8 as lag_ms`,
+    bindings: [],
+  };
+}
+
+/** How many messages are dead (the sweep reports it). Uses the partial index on dead rows. */
+export function countDead(o: ResolvedOutboxOptions): Statement {
+  return {
+    name: 'outbox.countDead',
+    sql: `select count(*)::int as dead from ${o.tables.messages} where state = 'dead'`,
     bindings: [],
   };
 }

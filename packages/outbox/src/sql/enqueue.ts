@@ -21,6 +21,7 @@ export function insertMessages(
 ): Statement {
   const column = <T>(pick: (row: PreparedRow) => T) => rows.map(pick);
   return {
+    name: 'outbox.insertMessages',
     sql: `
       with inserted as (
         insert into ${o.tables.messages} (id, topic, key, type, payload, headers, shard, state, next_check_at)

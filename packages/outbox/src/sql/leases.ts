@@ -23,6 +23,7 @@ export const memberLeaseName = (owner: string) => `relay:member:${owner}`;
  */
 export function acquireLease(o: ResolvedOutboxOptions, name: string, owner: string, ttlMs: number): Statement {
   return {
+    name: 'outbox.acquireLease',
     sql: `
       insert into ${o.tables.leases} as l (name, owner, token, expires_at)
       values (?, ?, 1, now() + ?::bigint * interval '1 millisecond')
@@ -45,6 +46,7 @@ export function acquireLease(o: ResolvedOutboxOptions, name: string, owner: stri
  */
 export function acquireFreeShards(o: ResolvedOutboxOptions, owner: string, ttlMs: number, limit: number): Statement {
   return {
+    name: 'outbox.acquireFreeShards',
     sql: `
       with candidates as (
         select 'relay:shard:' || s.shard as name
@@ -64,6 +66,25 @@ export function acquireFreeShards(o: ResolvedOutboxOptions, owner: string, ttlMs
   };
 }
 
+/**
+ * At start: takes back, under a new token, the shard leases a previous life of this
+ * same instance id still holds (a restart after a crash, with a stable id such as a
+ * pod name). Without it a restarted relay waits out its own leases (the TTL) before
+ * it can relay them again, and one that crashes more often than that never does.
+ * The new token fences anything the previous life might still try to mark.
+ */
+export function reclaimOwnShards(o: ResolvedOutboxOptions, owner: string, ttlMs: number): Statement {
+  return {
+    name: 'outbox.reclaimOwnShards',
+    sql: `
+      update ${o.tables.leases}
+      set token = token + 1, expires_at = now() + ?::bigint * interval '1 millisecond'
+      where name like 'relay:shard:%' and owner = ? and expires_at > now()
+      returning substr(name, length('relay:shard:') + 1)::int as shard, token`,
+    bindings: [ttlMs, owner],
+  };
+}
+
 /** Extends the leases this owner still holds with these tokens; returns the ones kept. */
 export function renewLeases(
   o: ResolvedOutboxOptions,
@@ -73,6 +94,7 @@ export function renewLeases(
   ttlMs: number,
 ): Statement {
   return {
+    name: 'outbox.renewLeases',
     sql: `
       update ${o.tables.leases} l
       set expires_at = now() + ?::bigint * interval '1 millisecond'
@@ -86,6 +108,7 @@ export function renewLeases(
 /** Gives leases back at once (graceful stop, rebalancing) so others need not wait for expiry. */
 export function releaseLeases(o: ResolvedOutboxOptions, owner: string, names: string[], tokens: number[]): Statement {
   return {
+    name: 'outbox.releaseLeases',
     sql: `
       update ${o.tables.leases} l
       set owner = null, expires_at = '-infinity'
@@ -102,6 +125,7 @@ export function releaseLeases(o: ResolvedOutboxOptions, owner: string, names: st
  */
 export function selectMembership(o: ResolvedOutboxOptions): Statement {
   return {
+    name: 'outbox.selectMembership',
     sql: `
       select
         (select count(*) from ${o.tables.leases} where name like 'relay:member:%' and expires_at > now())::int as members,
@@ -123,6 +147,7 @@ export function selectMembership(o: ResolvedOutboxOptions): Statement {
  */
 export function pruneLeases(o: ResolvedOutboxOptions, graceMs: number): Statement {
   return {
+    name: 'outbox.pruneLeases',
     sql: `
       with pruned as (
         delete from ${o.tables.leases}

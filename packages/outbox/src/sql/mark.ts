@@ -35,7 +35,11 @@ export function markPublished(o: ResolvedOutboxOptions, ids: string[], f: Fence,
          set state = 'published', published_at = now(), attempts = m.attempts + 1, last_error = null
          where m.id = any(?::uuid[]) and m.state = 'pending' and m.shard in (select shard from valid)
          returning m.id`;
-  return { sql: `with ${fence(o)} ${write}`, bindings: [f.shards, f.tokens, f.owner, ids] };
+  return {
+    name: 'outbox.markPublished',
+    sql: `with ${fence(o)} ${write}`,
+    bindings: [f.shards, f.tokens, f.owner, ids],
+  };
 }
 
 /**
@@ -52,6 +56,7 @@ export function markFailed(
   f: Fence,
 ): Statement {
   return {
+    name: 'outbox.markFailed',
     sql: `
       with ${fence(o)}
       update ${o.tables.messages} m

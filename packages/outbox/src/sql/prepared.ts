@@ -18,6 +18,7 @@ export function resolvePrepared(
   expectedChecks: number | null,
 ): Statement {
   return {
+    name: 'outbox.resolvePrepared',
     sql: `
       with resolved as (
         update ${o.tables.messages}
@@ -33,7 +34,11 @@ export function resolvePrepared(
 
 /** Reads one message's state, for error messages and inspection. */
 export function selectState(o: ResolvedOutboxOptions, id: string): Statement {
-  return { sql: `select state, resolved_by from ${o.tables.messages} where id = ?`, bindings: [id] };
+  return {
+    name: 'outbox.selectState',
+    sql: `select state, resolved_by from ${o.tables.messages} where id = ?`,
+    bindings: [id],
+  };
 }
 
 /**
@@ -43,6 +48,7 @@ export function selectState(o: ResolvedOutboxOptions, id: string): Statement {
  */
 export function selectDueForCheck(o: ResolvedOutboxOptions, limit: number): Statement {
   return {
+    name: 'outbox.selectDueForCheck',
     sql: `
       select id, topic, key, type, payload, headers, check_count
       from ${o.tables.messages}
@@ -62,6 +68,7 @@ export function recordCheck(
   note: string,
 ): Statement {
   return {
+    name: 'outbox.recordCheck',
     sql: `
       update ${o.tables.messages}
       set check_count = check_count + 1, next_check_at = now() + ?::bigint * interval '1 millisecond', last_error = ?

@@ -10,6 +10,7 @@ import type { Statement } from './statement.js';
  */
 export function claimRun(o: ResolvedOutboxOptions, job: string, owner: string, slot: Date, ttlMs: number): Statement {
   return {
+    name: 'outbox.claimRun',
     sql: `
       insert into ${o.tables.leases} as l (name, owner, token, expires_at, last_slot)
       values (?, ?, 1, now() + ?::bigint * interval '1 millisecond', ?)
@@ -25,6 +26,7 @@ export function claimRun(o: ResolvedOutboxOptions, job: string, owner: string, s
 /** Ends a run: frees the lease at once if this owner still holds it with this token. */
 export function finishRun(o: ResolvedOutboxOptions, job: string, owner: string, token: number): Statement {
   return {
+    name: 'outbox.finishRun',
     sql: `update ${o.tables.leases} set owner = null, expires_at = '-infinity' where name = ? and owner = ? and token = ?`,
     bindings: [`cron:${job}`, owner, token],
   };

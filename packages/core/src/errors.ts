@@ -1,0 +1,78 @@
+/**
+ * Every error eventual raises on purpose is an `EventualError` with a stable `code`
+ * and a `retriable` flag: callers and the library's own loops decide what to do from
+ * that data, never by parsing messages. As in kafkajs, an error is retriable unless
+ * it says otherwise; errors about the caller's input say `retriable: false`.
+ */
+export class EventualError extends Error {
+  override name = 'EventualError';
+  readonly code: string;
+  readonly retriable: boolean;
+  constructor(code: string, message: string, options: { retriable?: boolean; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.retriable = options.retriable ?? true;
+  }
+}
+
+/** An option has a wrong type or value; the message names the option and what to change. */
+export class InvalidOptionError extends EventualError {
+  override name = 'InvalidOptionError';
+  constructor(message: string) {
+    super('invalid_option', message, { retriable: false });
+  }
+}
+
+/**
+ * A statement failed in the database. The message is `<statement>: <what the
+ * database said>`; the statement's text is kept in `sql` for debugging, out of the
+ * message, so logs and events stay one readable line and carry no bound values.
+ */
+export class DatabaseError extends EventualError {
+  override name = 'DatabaseError';
+  /** The statement's name, e.g. `outbox.claimBatch`. */
+  readonly statement: string;
+  /** The statement's SQL text, with `?` placeholders (bindings are not kept). */
+  readonly sql: string;
+  /** The PostgreSQL SQLSTATE, when the server sent one. */
+  readonly sqlState: string | undefined;
+  constructor(
+    statement: string,
+    sql: string,
+    detail: string,
+    cause: unknown,
+    options: { code?: string; retriable?: boolean } = {},
+  ) {
+    super(options.code ?? 'database_error', `${statement}: ${detail}`, { retriable: options.retriable ?? true, cause });
+    this.statement = statement;
+    this.sql = sql;
+    this.sqlState = sqlStateOf(cause);
+  }
+}
+
+/**
+ * The database could not be reached or went away while a statement ran (connection
+ * refused or lost, the server shutting down or restarting, no free connection). Not
+ * the fault of the message or the statement: repeat the step once it is back.
+ */
+export class DatabaseUnavailableError extends DatabaseError {
+  override name = 'DatabaseUnavailableError';
+  constructor(statement: string, sql: string, detail: string, cause: unknown) {
+    super(statement, sql, detail, cause, { code: 'database_unavailable', retriable: true });
+  }
+}
+
+/** The SQLSTATE of a driver error or a `DatabaseError` (five characters), if it has one. */
+export function sqlStateOf(error: unknown): string | undefined {
+  if (error instanceof DatabaseError) return error.sqlState;
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+export function asError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(typeof value === 'string' ? value : JSON.stringify(value));
+}
+
+export function errorMessage(value: unknown): string {
+  return value instanceof Error ? value.message : String(value);
+}
