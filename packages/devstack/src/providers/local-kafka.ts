@@ -78,6 +78,28 @@ export async function resolveKafkaJars(): Promise<string> {
   return libs;
 }
 
+/**
+ * A cluster id as Kafka's own `kafka-storage random-uuid` makes it: 16 random bytes in
+ * URL-safe base64 without padding, drawn again while it starts with '-'. An id that
+ * starts with '-' is read by the storage tool as an option ("argument --cluster-id/-t:
+ * expected one argument"): that failed about one start in 64.
+ */
+export function kafkaClusterId(random: (size: number) => Buffer = randomBytes): string {
+  for (;;) {
+    const id = random(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
+}
+
+/** What a failed tool run said: its own stderr (the real reason), else the error. */
+function toolFailure(error: unknown): string {
+  const { stderr, code } = error as { stderr?: unknown; code?: unknown };
+  const text = typeof stderr === 'string' ? stderr.trim() : '';
+  if (code === 'ENOENT') return `${javaBinary()} was not found; install Java 17 or set JAVA_HOME`;
+  if (text) return `exit code ${String(code)}: ${text.split('\n').slice(-20).join('\n')}`;
+  return error instanceof Error ? error.message : String(error);
+}
+
 function javaBinary(): string {
   return process.env.JAVA_HOME ? join(process.env.JAVA_HOME, 'bin', 'java') : 'java';
 }
@@ -139,16 +161,15 @@ export async function startLocalKafka(logFile: string): Promise<LocalKafka> {
     '-cp',
     classpath,
   ];
-  const clusterId = randomBytes(16).toString('base64url');
+  const clusterId = kafkaClusterId();
   try {
-    await run(javaBinary(), [...jvm, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', config], {
+    await run(javaBinary(), [...jvm, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, '-c', config], {
       maxBuffer: 16 * 1024 * 1024,
     });
   } catch (error) {
     await rm(dataDir, { recursive: true, force: true });
-    const detail = error instanceof Error ? error.message : String(error);
     throw new DevstackUnavailableError(
-      `could not format Kafka storage with ${javaBinary()} (is Java 17 installed?): ${detail}`,
+      `could not format Kafka storage with ${javaBinary()} (cluster id ${clusterId}): ${toolFailure(error)}`,
       { cause: error },
     );
   }
