@@ -11,6 +11,7 @@ import {
   acquireFreeShards,
   acquireLease,
   memberLeaseName,
+  reclaimOwnShards,
   releaseLeases,
   renewLeases,
   selectMembership,
@@ -24,7 +25,14 @@ import { Wakeable } from './wakeable.js';
 export interface RelayOptions {
   /** Where messages go; `createKafkaPublisher({ kafka })` for Kafka. The relay does not close it. */
   publisher: Publisher;
-  /** Unique per process; default `<hostname>-<pid>-<random>`. */
+  /**
+   * Names this relay in the shard leases; unique among the relays running at one time.
+   * Give a name that is stable across restarts of the same deployment slot (a pod name
+   * from a StatefulSet, a host name), and a relay restarted
+   * after a crash takes its shards back at once under a new fencing token instead of
+   * waiting for its old leases to expire (`leaseTtlMs`). Default `<hostname>-<pid>-<random>`,
+   * new for every process.
+   */
   instanceId?: string;
   /** Messages per claim and publish. Default 500. */
   batchSize?: number;
@@ -430,6 +438,11 @@ export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
           `relay ${r.instanceId} cannot start: it is ${state} (create a new relay to start again)`,
         );
       state = 'running';
+      const reclaimed = await run<{ shard: number; token: string }>(
+        o.knex,
+        reclaimOwnShards(o, r.instanceId, r.leaseTtlMs),
+      );
+      for (const t of reclaimed) owned.set(t.shard, Number(t.token));
       await keepLeases();
       scheduleKeeper();
       loop = Promise.all(wakeables.map((_, lane) => runLoop(lane))).then(() => {});
