@@ -38,8 +38,16 @@ async function postgresVersion(url: string): Promise<string> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    const { rows } = await client.query<{ server_version: string }>('show server_version');
-    return `PostgreSQL ${rows[0]?.server_version ?? 'unknown'}`;
+    const { rows } = await client.query<{ name: string; setting: string }>(
+      `select name, setting from pg_settings where name in ('server_version', 'fsync', 'synchronous_commit', 'full_page_writes')`,
+    );
+    const setting = (name: string) => rows.find((r) => r.name === name)?.setting ?? 'unknown';
+    // Commit-bound figures depend on these: a run without fsync flatters every one of them.
+    const durable = setting('fsync') === 'on' && setting('synchronous_commit') === 'on';
+    return (
+      `PostgreSQL ${setting('server_version')}, ${durable ? 'durable' : 'NOT durable'} ` +
+      `(fsync ${setting('fsync')}, synchronous_commit ${setting('synchronous_commit')}, full_page_writes ${setting('full_page_writes')})`
+    );
   } finally {
     await client.end();
   }

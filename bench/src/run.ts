@@ -32,6 +32,7 @@ async function main(): Promise<void> {
       reps: { type: 'string' },
       smoke: { type: 'boolean', default: false },
       noisy: { type: 'boolean', default: false },
+      'non-durable': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -40,7 +41,8 @@ async function main(): Promise<void> {
     process.stdout.write(
       `usage: pnpm bench [--only ${all.map((b) => b.name).join(',')}] [--reps N (default 3)] [--smoke] [--noisy]\n` +
         '  --smoke  tiny counts, 1 repetition, results/tmp/: checks the harness works\n' +
-        '  --noisy  do not wait for other processes to leave the CPU alone, nor repeat disturbed repetitions\n',
+        '  --noisy  do not wait for other processes to leave the CPU alone, nor repeat disturbed repetitions\n' +
+        "  --non-durable  run the local PostgreSQL with fsync=off, full_page_writes=off (the tests' setting), to compare\n",
     );
     return;
   }
@@ -60,7 +62,9 @@ async function main(): Promise<void> {
   const resultsDir = record ? RESULTS_DIR : join(RESULTS_DIR, 'tmp');
   await mkdir(resultsDir, { recursive: true });
   const command = `npx -y pnpm@10 bench${args.length > 0 ? ` ${args.join(' ')}` : ''}`;
-  const services = await startDevstack();
+  // PostgreSQL's durable defaults unless asked otherwise: commit-bound figures on a
+  // database that does not fsync flatter every one of them. machine.postgres says which.
+  const services = await startDevstack({ durable: values['non-durable'] !== true });
   let failed = false;
   const stop = () => services.stop({ keepLog: failed });
   process.once('SIGINT', () => {
