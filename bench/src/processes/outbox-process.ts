@@ -73,22 +73,22 @@ async function initRelay(message: Extract<Init, { mode: 'relay' }>, knex: Knex, 
   const publisher = createKafkaPublisher({ kafka, producer: { retry: { ...PRODUCER_RETRY } } });
   await publisher.publish([warmupRecord(message.warmupTopic)]);
   let published = 0;
-  outbox.on('relay:published', ({ messages, durationMs }) => {
-    published += messages.length;
-    recorder.batches += 1;
-    recorder.published += messages.length;
-    recorder.publishAndMarkMs += durationMs;
-    if (message.reportProgress) send({ type: 'progress', count: published, at: epochNow() });
-  });
-  outbox.on('relay:leases', ({ owned }) => send({ type: 'leases', owned: owned.length, at: epochNow() }));
-  outbox.on('relay:failed', ({ error, kind, messageIds }) =>
-    send({ type: 'log', message: `relay:failed ${kind} (${messageIds.length} messages): ${error.message}` }),
-  );
-  outbox.on('relay:error', ({ error }) => send({ type: 'log', message: `relay:error ${error.message}` }));
   let relay: Relay | undefined;
   onStart = async () => {
     const at = epochNow();
     relay = createRelay(outbox, { publisher, ...message.relay });
+    relay.on('relay:published', ({ messages, durationMs }) => {
+      published += messages.length;
+      recorder.batches += 1;
+      recorder.published += messages.length;
+      recorder.publishAndMarkMs += durationMs;
+      if (message.reportProgress) send({ type: 'progress', count: published, at: epochNow() });
+    });
+    relay.on('relay:leases', ({ owned }) => send({ type: 'leases', owned: owned.length, at: epochNow() }));
+    relay.on('relay:failed', ({ error, kind, messageIds }) =>
+      send({ type: 'log', message: `relay:failed ${kind} (${messageIds.length} messages): ${error.message}` }),
+    );
+    relay.on('relay:error', ({ error }) => send({ type: 'log', message: `relay:error ${error.message}` }));
     await relay.start();
     send({ type: 'started', at, shards: relay.ownedShards() });
   };

@@ -1,17 +1,26 @@
-import { InvalidOptionError, type JsonValue } from '@eventual/outbox';
-import { createInboxCleanup } from './cleanup.js';
+import {
+  InvalidOptionError,
+  type Lifecycle,
+  type LifecycleState,
+  lifecycle,
+  OUTAGE_BACKOFF,
+  type PeriodicJob,
+  sleep,
+} from '@eventual/core';
+import type { JsonValue } from '@eventual/outbox';
+import { cleanInbox, inboxCleanupJob } from './cleanup.js';
 import { asError } from './errors.js';
 import { type ConsumerCounters, type ConsumerEventMap, type ConsumerEventName, Events } from './events.js';
 import type { Handler, HandlerOptions, RegisteredHandler } from './handler.js';
 import { migrateInbox } from './migrations.js';
 import { type ConsumerOptions, type ResolvedConsumerOptions, resolveConsumerOptions } from './options.js';
 import { createPipeline } from './pipeline.js';
-import { pause, UNAVAILABLE_BACKOFF } from './retry.js';
+
 import { probeInbox } from './sql/inbox.js';
 import { run } from './sql/statement.js';
 import type { Delivery, InboundRecord, TopicPartition } from './subscriber.js';
 
-export type ConsumerState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
+export type ConsumerState = LifecycleState;
 
 export interface PartitionLag extends TopicPartition {
   /** Records behind the partition's high watermark after the last record this instance settled. */
@@ -25,9 +34,9 @@ export interface ConsumerLag {
   partitions: PartitionLag[];
 }
 
-export interface Consumer {
+/** An idempotent consumer; see `createConsumer`. */
+export interface Consumer extends Lifecycle {
   readonly name: string;
-  readonly state: ConsumerState;
   readonly options: ResolvedConsumerOptions;
   /** Creates or upgrades the inbox table (idempotent). The outbox has its own `migrate()`. */
   migrate(): Promise<void>;
@@ -36,7 +45,7 @@ export interface Consumer {
    * Records of a type without a handler follow `onUnknownType`.
    */
   handle<P = JsonValue>(type: string, handler: Handler<P>, options?: HandlerOptions<P>): () => void;
-  /** Checks the inbox and outbox tables, starts the retention schedule and joins the group. */
+  /** Checks the inbox and outbox tables and joins the group. */
   start(): Promise<void>;
   /**
    * Graceful: the attempt in flight on each partition finishes and commits, its offset is
@@ -46,6 +55,11 @@ export interface Consumer {
   stop(): Promise<void>;
   /** One retention cleanup run now (outside the schedule); returns the rows deleted. */
   cleanup(): Promise<number>;
+  /**
+   * The consumer's periodic jobs (inbox retention cleanup), to run once per cluster on
+   * a scheduler: `createService` schedules them; otherwise pass them to yours.
+   */
+  readonly jobs: readonly PeriodicJob[];
   lag(): ConsumerLag;
   readonly counters: Readonly<ConsumerCounters>;
   on<E extends ConsumerEventName>(event: E, listener: (payload: ConsumerEventMap[E]) => void): () => void;
@@ -71,11 +85,7 @@ export function createConsumer(options: ConsumerOptions): Consumer {
   const handlers = new Map<string, RegisteredHandler>();
   const lag = new Map<string, PartitionLag>();
   const pipeline = createPipeline({ o, handlers, events, counters });
-  const cleanup = createInboxCleanup(o, events, counters);
   const stopping = new AbortController();
-  let state: ConsumerState = 'idle';
-  let starting: Promise<void> | undefined;
-  let stopped: Promise<void> | undefined;
 
   async function deliver(records: InboundRecord[], delivery: Delivery): Promise<number> {
     const first = records[0];
@@ -108,7 +118,7 @@ export function createConsumer(options: ConsumerOptions): Consumer {
         error: asError(error),
         fatal: false,
       });
-      await pause(UNAVAILABLE_BACKOFF.maxMs, signal);
+      await sleep(OUTAGE_BACKOFF.maxMs, signal);
       return 0;
     } finally {
       delivery.signal.removeEventListener('abort', abort);
@@ -138,31 +148,29 @@ export function createConsumer(options: ConsumerOptions): Consumer {
     events.emit('consumer:error', { consumer: o.name, error, fatal });
   }
 
-  async function start(): Promise<void> {
-    await run(o.knex, probeInbox(o.inboxTable));
-    await o.outbox.stats(); // fails with SchemaNotReadyError if the outbox (for dead letters) is missing
-    cleanup.start();
-    await o.subscriber.subscribe(o.topics, { maxRecords: o.batchSize, deliver, error: subscriberError, assigned });
-  }
-
-  async function stop(): Promise<void> {
-    stopping.abort();
-    await starting?.catch(() => {});
-    try {
-      await o.subscriber.close();
-    } catch (error) {
-      subscriberError(asError(error), false);
-    }
-    await cleanup.stop();
-    state = 'stopped';
-  }
+  const parts = lifecycle(`consumer '${o.name}'`, {
+    async start() {
+      await run(o.knex, probeInbox(o.inboxTable));
+      await o.outbox.stats(); // fails with SchemaNotReadyError if the outbox (for dead letters) is missing
+      await o.subscriber.subscribe(o.topics, { maxRecords: o.batchSize, deliver, error: subscriberError, assigned });
+    },
+    async stop() {
+      stopping.abort();
+      try {
+        await o.subscriber.close();
+      } catch (error) {
+        subscriberError(asError(error), false);
+      }
+    },
+  });
 
   return {
     name: o.name,
     get state() {
-      return state;
+      return parts.state;
     },
     options: o,
+    jobs: [inboxCleanupJob(o, events, counters)],
     migrate: () => migrateInbox(o.knex, { schema: o.schema, table: o.table }),
     handle(type, handler, handlerOptions = {}) {
       if (typeof type !== 'string' || type.length === 0 || type.length > 200)
@@ -180,31 +188,9 @@ export function createConsumer(options: ConsumerOptions): Consumer {
         if (handlers.get(type) === registered) handlers.delete(type);
       };
     },
-    async start() {
-      if (state !== 'idle')
-        throw new InvalidOptionError(
-          `consumer '${o.name}' cannot start: it is ${state} (create a new consumer to start again)`,
-        );
-      state = 'starting';
-      starting = start();
-      try {
-        await starting;
-        if (state === 'starting') state = 'running'; // not if stop() was called meanwhile
-      } catch (error) {
-        starting = undefined;
-        stopped ??= stop();
-        await stopped;
-        throw error;
-      }
-    },
-    stop() {
-      if (state === 'idle') state = 'stopped';
-      if (state === 'stopped') return stopped ?? Promise.resolve();
-      state = 'stopping';
-      stopped ??= stop();
-      return stopped;
-    },
-    cleanup: () => cleanup.runNow(),
+    start: () => parts.start(),
+    stop: () => parts.stop(),
+    cleanup: () => cleanInbox(o, events),
     lag() {
       const partitions = [...lag.values()].sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition);
       return { total: partitions.reduce((sum, p) => sum + p.lag, 0), partitions };

@@ -1,4 +1,11 @@
-import { EventualError, type FailedStatement, sqlStateOf } from '@eventual/core';
+import {
+  asError,
+  EventualError,
+  type FailedStatement,
+  isMissingSchema,
+  SchemaNotReadyError,
+  sqlStateOf,
+} from '@eventual/core';
 
 /**
  * Throw this from a handler when retrying cannot help (the message asks for something
@@ -10,18 +17,6 @@ export class NonRetriableError extends EventualError {
   override name = 'NonRetriableError';
   constructor(message: string, options: { code?: string; cause?: unknown } = {}) {
     super(options.code ?? 'non_retriable', message, { retriable: false, cause: options.cause });
-  }
-}
-
-/** The inbox table is missing or older than this code: run the migrations. */
-export class InboxSchemaNotReadyError extends EventualError {
-  override name = 'InboxSchemaNotReadyError';
-  constructor(detail: string, cause?: unknown) {
-    super(
-      'inbox_schema_not_ready',
-      `the inbox schema is not ready (${detail}); run consumer.migrate() or add inboxMigrations to your knex migrations`,
-      { retriable: false, cause },
-    );
   }
 }
 
@@ -57,17 +52,16 @@ export class TransactionAbortedError extends EventualError {
  * everything else into a `DatabaseError` or, for an outage, `DatabaseUnavailableError`).
  */
 export function translateInboxError({ statement, detail, error }: FailedStatement): Error | undefined {
-  const code = sqlStateOf(error);
-  if (code === '42P01' || code === '3F000' || code === '42883')
-    return new InboxSchemaNotReadyError(`${statement.name}: ${detail}`, error);
+  if (isMissingSchema(error))
+    return new SchemaNotReadyError(
+      'inbox',
+      `${statement.name}: ${detail}`,
+      'run consumer.migrate() or add inboxMigrations() to your knex migrations',
+      error,
+    );
   // Raised by the inbox transition trigger (see migrations.ts).
-  if (code === 'EV002') return new IllegalInboxTransitionError(`${statement.name}: ${detail}`, error);
+  if (sqlStateOf(error) === 'EV002') return new IllegalInboxTransitionError(`${statement.name}: ${detail}`, error);
   return undefined;
 }
 
-/** The PostgreSQL SQLSTATE of a driver error or a `DatabaseError`, if it has one. */
-export const sqlState = sqlStateOf;
-
-export function asError(value: unknown): Error {
-  return value instanceof Error ? value : new Error(typeof value === 'string' ? value : JSON.stringify(value));
-}
+export { asError };

@@ -1,4 +1,5 @@
-import { type Message, TypedEmitter } from '@eventual/outbox';
+import { TypedEmitter } from '@eventual/core';
+import type { Message } from '@eventual/outbox';
 
 /** Why a record went to the dead-letter topic. */
 export type DeadLetterReason =
@@ -57,8 +58,8 @@ export interface ConsumerEventMap {
 export type ConsumerEventName = keyof ConsumerEventMap;
 
 /**
- * The consumer's emitter: the outbox's TypedEmitter, so a listener that throws or
- * rejects is reported once on stderr and never interrupts the delivery that emitted.
+ * The consumer's emitter: core's TypedEmitter, so a listener that throws or rejects is
+ * reported once through the logger and never interrupts the delivery that emitted.
  */
 export class Events extends TypedEmitter<ConsumerEventMap> {}
 

@@ -2,7 +2,6 @@ export { type Consumer, type ConsumerLag, type ConsumerState, createConsumer, ty
 export { DLQ_HEADER } from './dead-letter.js';
 export {
   IllegalInboxTransitionError,
-  InboxSchemaNotReadyError,
   NonRetriableError,
   TransactionAbortedError,
 } from './errors.js';

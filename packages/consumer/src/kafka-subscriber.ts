@@ -1,7 +1,6 @@
-import { InvalidOptionError } from '@eventual/outbox';
+import { InvalidOptionError, integer, knownKeys, nonEmptyString, object } from '@eventual/core';
 import type { Consumer, ConsumerConfig, EachBatchPayload, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
 import type { InboundRecord, Subscriber, SubscriptionHandlers } from './subscriber.js';
-import { integer, knownKeys, nonEmptyString, object } from './validate.js';
 
 export interface KafkaSubscriberOptions {
   /** A kafkajs client; the subscriber creates and owns its consumer. */

@@ -1,6 +1,5 @@
-import { type Migration, migrationSource, runMigrations } from '@eventual/outbox/internal';
+import { identifier, type Migration, migrationSource, runMigrations } from '@eventual/core';
 import type { Knex } from 'knex';
-import { identifier } from './validate.js';
 
 export interface InboxSchemaOptions {
   /** Schema holding the inbox table. Default `eventual` (next to the outbox). */

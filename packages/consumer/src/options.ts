@@ -1,10 +1,24 @@
-import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
-import { type BackoffOptions, type BackoffPolicy, InvalidOptionError, type Outbox } from '@eventual/outbox';
+import {
+  type BackoffOptions,
+  type BackoffPolicy,
+  backoff,
+  defaultInstanceId,
+  InvalidOptionError,
+  identifier,
+  integer,
+  knownKeys,
+  type Logger,
+  nonEmptyString,
+  object,
+  oneOf,
+  qualified,
+  stderrLogger,
+  topicName,
+} from '@eventual/core';
+import { type Outbox, outboxDatabase } from '@eventual/outbox';
 import type { Knex } from 'knex';
 import cron from 'node-cron';
 import type { Subscriber } from './subscriber.js';
-import { backoff, identifier, integer, knownKeys, nonEmptyString, object, oneOf, topicName } from './validate.js';
 
 export interface ConsumerOptions {
   /**
@@ -42,8 +56,10 @@ export interface ConsumerOptions {
   deadLetterTopic?: (topic: string) => string;
   /** Retention cleanup of settled inbox rows, scheduled once per cluster. */
   retention?: RetentionOptions;
-  /** Unique per process; names this instance in the scheduler's leases. Default `<hostname>-<pid>-<random>`. */
+  /** Names this instance in events. Default `<hostname>-<pid>-<random>`. */
   instanceId?: string;
+  /** Where the consumer reports what goes wrong. Default: warnings and errors to stderr. */
+  logger?: Logger;
 }
 
 export interface RetentionOptions {
@@ -53,7 +69,11 @@ export interface RetentionOptions {
    * (Kafka's default retention is 7).
    */
   keepMs?: number;
-  /** node-cron expression (seconds allowed), or `false` to not schedule cleanup. Default every 5 minutes. */
+  /**
+   * node-cron expression (seconds allowed) of the cleanup job in `consumer.jobs`, or
+   * `false` for none. Default every 5 minutes. A service (`createService`) schedules it;
+   * with the low-level factories, add `consumer.jobs` to your scheduler.
+   */
   schedule?: string | false;
   /** Rows per DELETE, and DELETEs per run. Defaults 1,000 and 20. */
   batchSize?: number;
@@ -79,6 +99,9 @@ export interface ResolvedConsumerOptions {
   deadLetterTopic: (topic: string) => string;
   retention: Required<RetentionOptions>;
   instanceId: string;
+  logger: Logger;
+  /** The lease table of the outbox's database, for the cleanup job's run leases. */
+  leasesTable: string;
 }
 
 export function resolveConsumerOptions(options: ConsumerOptions): ResolvedConsumerOptions {
@@ -98,12 +121,18 @@ export function resolveConsumerOptions(options: ConsumerOptions): ResolvedConsum
     'deadLetterTopic',
     'retention',
     'instanceId',
+    'logger',
   ]);
   const { outbox, subscriber } = options;
-  if (!outbox || typeof outbox.bind !== 'function' || typeof outbox.options?.knex !== 'function')
-    throw new InvalidOptionError(
-      "outbox must be the consuming service's outbox from createOutbox({ knex }); the inbox lives in its database",
-    );
+  const database = (() => {
+    try {
+      return outboxDatabase(outbox);
+    } catch {
+      throw new InvalidOptionError(
+        "outbox must be the consuming service's outbox from createOutbox({ knex }); the inbox lives in its database",
+      );
+    }
+  })();
   if (!subscriber || typeof subscriber.subscribe !== 'function' || typeof subscriber.close !== 'function')
     throw new InvalidOptionError(
       'subscriber must implement { subscribe(topics, handlers), close() }, e.g. createKafkaSubscriber({ kafka, groupId })',
@@ -127,28 +156,34 @@ export function resolveConsumerOptions(options: ConsumerOptions): ResolvedConsum
         `deadLetterTopic('${topic}') is '${dlq}', a topic this consumer reads: dead letters would loop`,
       );
   }
-  const schema = identifier('schema', options.schema ?? outbox.options.schema);
+  const schema = identifier('schema', options.schema ?? database.schema);
   const table = identifier('table', options.table ?? 'inbox');
   return {
     outbox,
-    knex: outbox.options.knex,
+    knex: database.knex,
     name,
     topics,
     subscriber,
     schema,
     table,
-    inboxTable: `"${schema}"."${table}"`,
+    inboxTable: qualified(schema, table),
     batchSize: integer('batchSize', options.batchSize ?? 1, 1, 10_000),
     maxAttempts: integer('maxAttempts', options.maxAttempts ?? 5, 1, 1_000),
     backoff: backoff('backoff', options.backoff, { initialMs: 200, maxMs: 10_000, factor: 2, jitter: 0.5 }),
     onUnknownType: oneOf('onUnknownType', options.onUnknownType ?? 'dead-letter', ['dead-letter', 'ignore']),
     deadLetterTopic,
     retention: resolveRetention(options.retention),
-    instanceId: nonEmptyString(
-      'instanceId',
-      options.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
-    ),
+    instanceId: nonEmptyString('instanceId', options.instanceId ?? defaultInstanceId()),
+    logger: resolveLogger(options.logger),
+    leasesTable: database.leasesTable,
   };
+}
+
+function resolveLogger(logger: unknown): Logger {
+  if (logger === undefined) return stderrLogger;
+  if (typeof logger !== 'function')
+    throw new InvalidOptionError('logger must be a function (entry: { level, namespace, message, error? }) => void');
+  return logger as Logger;
 }
 
 function resolveRetention(value: RetentionOptions | undefined): Required<RetentionOptions> {

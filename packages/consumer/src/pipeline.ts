@@ -1,13 +1,13 @@
-import { isDatabaseOutage } from '@eventual/core';
-import { backoffDelay, InvalidMessageError, type Message } from '@eventual/outbox';
+import { backoffDelay, isDatabaseOutage, OUTAGE_BACKOFF, sleep, sqlStateOf } from '@eventual/core';
+import { InvalidMessageError, type Message } from '@eventual/outbox';
 import type { Knex } from 'knex';
 import { type DeadLetter, deadLetterMessages } from './dead-letter.js';
 import { type Decoded, decodeRecord } from './decode.js';
-import { asError, NonRetriableError, sqlState, TransactionAbortedError } from './errors.js';
+import { asError, NonRetriableError, TransactionAbortedError } from './errors.js';
 import type { ConsumerCounters, Events, RecordPosition } from './events.js';
 import type { RegisteredHandler } from './handler.js';
 import type { ResolvedConsumerOptions } from './options.js';
-import { commitFailedByHandler, isRetriable, pause, retryDelay, UNAVAILABLE_BACKOFF } from './retry.js';
+import { commitFailedByHandler, isRetriable, retryDelay } from './retry.js';
 import {
   claimMessage,
   claimMessages,
@@ -136,7 +136,7 @@ export function createPipeline(p: PipelineContext) {
       const retryInMs = retryDelay(attempts, o.backoff);
       counters.retried += 1;
       events.emit('consumer:retried', { ...at, messageId: key.messageId, attempt: attempts, error, retryInMs });
-      if (!(await pause(retryInMs, signal))) return 'abandoned';
+      if (!(await sleep(retryInMs, signal))) return 'abandoned';
     }
   }
 
@@ -360,7 +360,7 @@ export function createPipeline(p: PipelineContext) {
       counters.errors += 1;
       events.emit('consumer:error', { ...at, error: asError(error), fatal: false });
     }
-    return pause(backoffDelay(streak, UNAVAILABLE_BACKOFF), signal);
+    return sleep(backoffDelay(streak, OUTAGE_BACKOFF), signal);
   }
 
   function position(record: InboundRecord): RecordPosition {
@@ -404,7 +404,7 @@ async function checkAlive(trx: Knex.Transaction): Promise<void> {
   try {
     await run(trx, transactionAlive);
   } catch (error) {
-    throw sqlState(error) === '25P02' ? new TransactionAbortedError(error) : error;
+    throw sqlStateOf(error) === '25P02' ? new TransactionAbortedError(error) : error;
   }
 }
 

@@ -1,4 +1,5 @@
 import { createTopics, randomTopic } from '@eventual/devstack/testing';
+import { createScheduler } from '@eventual/outbox';
 import type { Knex } from 'knex';
 import { describe, expect, it } from 'vitest';
 import { consumerFixture, uniqueName } from './support.js';
@@ -57,7 +58,7 @@ describe('inbox retention', () => {
     expect(await consumer.cleanup()).toBe(0);
   });
 
-  it('runs on its node-cron schedule through the outbox run coordinator', async () => {
+  it("runs on its node-cron schedule through the run coordinator, as one of the scheduler's jobs", async () => {
     const { knex, outbox } = await fixture.service();
     const name = uniqueName('shipping');
     const topic = randomTopic('shipments');
@@ -69,12 +70,20 @@ describe('inbox retention', () => {
       retention: { keepMs: HOUR, schedule: '* * * * * *' },
     });
     await seed(knex, name, [['old', 'processed', 5]]);
+    const scheduler = createScheduler(outbox, {
+      schedules: { checkback: false, cleanup: false, sweep: false, 'lease-recovery': false },
+      jobs: consumer.jobs,
+    });
+    fixture.defer(() => scheduler.stop());
     await consumer.start();
+    await scheduler.start();
 
     await expect.poll(() => remaining(knex), { timeout: 10_000 }).toEqual([]);
     const [lease] = await knex('eventual.outbox_leases').where({ name: `cron:eventual.inbox:cleanup:${name}` });
     expect(lease).toBeDefined();
+    await scheduler.stop();
     await consumer.stop();
     expect(consumer.state).toBe('stopped');
+    expect(scheduler.state).toBe('stopped');
   });
 });

@@ -76,3 +76,25 @@ export function asError(value: unknown): Error {
 export function errorMessage(value: unknown): string {
   return value instanceof Error ? value.message : String(value);
 }
+
+/**
+ * A package's tables are missing or older than its code. The message names the
+ * component and the exact call (or migration list) that creates them, so the fix is
+ * never a guess: e.g. "the inbox schema is not ready (...); run consumer.migrate() or
+ * add inboxMigrations() to your knex migrations".
+ */
+export class SchemaNotReadyError extends EventualError {
+  override name = 'SchemaNotReadyError';
+  /** Which tables: `outbox`, `inbox`, `saga store`, `saga participant log`. */
+  readonly component: string;
+  constructor(component: string, detail: string, fix: string, cause?: unknown) {
+    super('schema_not_ready', `the ${component} schema is not ready (${detail}); ${fix}`, { retriable: false, cause });
+    this.component = component;
+  }
+}
+
+/** SQLSTATEs that mean "the table, schema or function is not there": run the migrations. */
+export function isMissingSchema(error: unknown): boolean {
+  const state = sqlStateOf(error);
+  return state === '42P01' || state === '3F000' || state === '42883';
+}

@@ -1,3 +1,4 @@
+export { type BackoffPolicy, backoffDelay, OUTAGE_BACKOFF } from './backoff.js';
 export {
   asError,
   DatabaseError,
@@ -5,7 +6,45 @@ export {
   EventualError,
   errorMessage,
   InvalidOptionError,
+  isMissingSchema,
+  SchemaNotReadyError,
   sqlStateOf,
 } from './errors.js';
+export { TypedEmitter } from './events.js';
+export { isKnex, isKnexTransaction } from './knex.js';
+export { type Lifecycle, LifecycleError, type LifecycleHooks, type LifecycleState, lifecycle } from './lifecycle.js';
+export { type LogEntry, type Logger, type LogLevel, safeLog, silentLogger, stderrLogger } from './logger.js';
+export { type Migration, migrationSource, runMigrations } from './migrations.js';
+export {
+  defaultInstanceId,
+  identifier,
+  isMessageType,
+  isTopicName,
+  qualified,
+  TOPIC_RULE,
+  topicName,
+} from './names.js';
 export { causeChain, isDatabaseOutage } from './outage.js';
+export { createRunCoordinator, type PostgresRunCoordinator } from './scheduler/run-coordinator.js';
+export {
+  createScheduler,
+  type PeriodicJob,
+  type Scheduler,
+  type SchedulerEventMap,
+  type SchedulerOptions,
+} from './scheduler/scheduler.js';
 export { type FailedStatement, type Statement, type StatementRunner, statementRunner } from './sql/statement.js';
+export {
+  type BackoffOptions,
+  backoff,
+  bool,
+  fraction,
+  func,
+  integer,
+  isUuid,
+  knownKeys,
+  nonEmptyString,
+  object,
+  oneOf,
+} from './validate.js';
+export { sleep, Wakeable } from './wait.js';

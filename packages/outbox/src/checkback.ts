@@ -1,16 +1,10 @@
-import { backoffDelay } from './backoff.js';
-import type { JsonValue, Message } from './message.js';
-import type { CheckAnswer, Outbox } from './outbox.js';
+import { asError, backoffDelay } from '@eventual/core';
+import type { CheckAnswer, OutboxContext } from './context.js';
+import { type MessageRow, rowToMessage } from './message.js';
 import { recordCheck, resolvePrepared, selectDueForCheck } from './sql/prepared.js';
 import { run } from './sql/statement.js';
 
-interface DueRow {
-  id: string;
-  topic: string;
-  key: string;
-  type: string;
-  payload: JsonValue;
-  headers: Record<string, string>;
+interface DueRow extends MessageRow {
   check_count: number;
 }
 
@@ -23,24 +17,16 @@ interface DueRow {
  * commit/rollback arriving meanwhile wins and is never overwritten.
  * Returns how many messages were checked.
  */
-export async function runCheckBack(outbox: Outbox): Promise<number> {
-  const o = outbox.options;
-  const { events, counters } = outbox.internals;
+export async function runCheckBack(context: OutboxContext, instanceId: string): Promise<number> {
+  const { o, events, counters } = context;
   const { backoff, maxChecks, defaultResolution, batchSize } = o.checkBack;
   const due = await run<DueRow>(o.knex, selectDueForCheck(o, batchSize));
   for (const row of due) {
-    const message: Message = {
-      id: row.id,
-      topic: row.topic,
-      key: row.key,
-      type: row.type,
-      payload: row.payload,
-      headers: row.headers,
-    };
+    const message = rowToMessage(row);
     const checks = row.check_count + 1;
     let answer: CheckAnswer;
     let note = '';
-    const checker = outbox.checkerFor(message);
+    const checker = context.checkerFor(message);
     if (!checker) {
       answer = 'unknown';
       note = `no checker registered for topic '${row.topic}' / type '${row.type}'`;
@@ -49,26 +35,40 @@ export async function runCheckBack(outbox: Outbox): Promise<number> {
         answer = await checker(message);
         if (answer !== 'commit' && answer !== 'rollback' && answer !== 'unknown') {
           note = `checker answered ${JSON.stringify(answer)}; expected 'commit', 'rollback' or 'unknown'`;
+          events.emit('checkback:error', { instanceId, messageId: row.id, error: new Error(note) });
           answer = 'unknown';
         }
       } catch (error) {
         answer = 'unknown';
-        note = `checker threw: ${error instanceof Error ? error.message : String(error)}`;
+        note = `checker threw: ${asError(error).message}`;
+        events.emit('checkback:error', { instanceId, messageId: row.id, error: asError(error) });
+        context.logger({
+          level: 'warn',
+          namespace: 'checkback',
+          message: `the checker for prepared message ${row.id} (${row.topic} / ${row.type}) threw; counted as unknown`,
+          error: asError(error),
+          instanceId,
+        });
       }
     }
     counters.checked += 1;
-    events.emit('checkback:checked', { messageId: row.id, answer, checks });
+    events.emit('checkback:checked', { instanceId, messageId: row.id, answer, checks });
     if (answer !== 'unknown') {
       const resolved = await run(o.knex, resolvePrepared(o, row.id, answer, 'checkback', row.check_count));
       if (resolved.length > 0)
-        events.emit('checkback:resolved', { messageId: row.id, resolution: answer, by: 'checkback' });
+        events.emit('checkback:resolved', { instanceId, messageId: row.id, resolution: answer, by: 'checkback' });
       continue;
     }
     if (checks >= maxChecks) {
       const resolved = await run(o.knex, resolvePrepared(o, row.id, defaultResolution, 'default', row.check_count));
       if (resolved.length > 0) {
-        events.emit('checkback:exhausted', { messageId: row.id, checks, resolution: defaultResolution });
-        events.emit('checkback:resolved', { messageId: row.id, resolution: defaultResolution, by: 'default' });
+        events.emit('checkback:exhausted', { instanceId, messageId: row.id, checks, resolution: defaultResolution });
+        events.emit('checkback:resolved', {
+          instanceId,
+          messageId: row.id,
+          resolution: defaultResolution,
+          by: 'default',
+        });
       }
       continue;
     }

@@ -1,6 +1,6 @@
-import { EventualError, type FailedStatement } from '@eventual/core';
+import { EventualError, type FailedStatement, isMissingSchema, SchemaNotReadyError, sqlStateOf } from '@eventual/core';
 
-export { EventualError, InvalidOptionError } from '@eventual/core';
+export { EventualError, InvalidOptionError, SchemaNotReadyError } from '@eventual/core';
 
 /** A message cannot be stored: bad topic/key/type, or a payload that is not JSON. Nothing was written. */
 export class InvalidMessageError extends EventualError {
@@ -68,18 +68,6 @@ export class UnknownMessageError extends EventualError {
   }
 }
 
-/** The outbox tables are missing or older than this code: run the migrations. */
-export class SchemaNotReadyError extends EventualError {
-  override name = 'SchemaNotReadyError';
-  constructor(detail: string, cause?: unknown) {
-    super(
-      'schema_not_ready',
-      `the outbox schema is not ready (${detail}); run outbox.migrate() or add outboxMigrations to your knex migrations`,
-      { retriable: false, cause },
-    );
-  }
-}
-
 /** The database refused a state change the state machine does not allow. */
 export class IllegalTransitionError extends EventualError {
   override name = 'IllegalTransitionError';
@@ -110,10 +98,14 @@ export class PublishError extends EventualError {
  * everything else into a `DatabaseError` or, for an outage, `DatabaseUnavailableError`).
  */
 export function translateOutboxError({ statement, detail, error }: FailedStatement): Error | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (code === '42P01' || code === '3F000' || code === '42883')
-    return new SchemaNotReadyError(`${statement.name}: ${detail}`, error);
+  if (isMissingSchema(error))
+    return new SchemaNotReadyError(
+      'outbox',
+      `${statement.name}: ${detail}`,
+      'run outbox.migrate() or add outboxMigrations() to your knex migrations',
+      error,
+    );
   // Raised by the state-machine trigger (see migrations.ts).
-  if (code === 'EV001') return new IllegalTransitionError(`${statement.name}: ${detail}`, error);
+  if (sqlStateOf(error) === 'EV001') return new IllegalTransitionError(`${statement.name}: ${detail}`, error);
   return undefined;
 }

@@ -1,5 +1,5 @@
-export { type BackoffPolicy, backoffDelay } from './backoff.js';
-export { runCheckBack } from './checkback.js';
+export type { BackoffOptions } from '@eventual/core';
+export { type CheckAnswer, type Checker, type OutboxDatabase, outboxDatabase } from './context.js';
 export {
   EventualError,
   IllegalTransitionError,
@@ -13,15 +13,20 @@ export {
   TransactionRequiredError,
   UnknownMessageError,
 } from './errors.js';
-export { type OutboxCounters, type OutboxEventMap, type OutboxEventName, TypedEmitter } from './events.js';
-export { classifyKafkaError, createKafkaPublisher, type KafkaPublisherOptions } from './kafka-publisher.js';
+export type {
+  OutboxCounters,
+  OutboxEventMap,
+  OutboxEventName,
+  RelayCounters,
+  RelayEventMap,
+  RelayEventName,
+} from './events.js';
+export { createKafkaPublisher, type KafkaPublisherOptions } from './kafka-publisher.js';
 export { HEADER, type JsonValue, type Message, type MessageInput } from './message.js';
 export { migrateOutbox, type OutboxSchemaOptions, outboxMigrations } from './migrations.js';
-export type { BackoffOptions, CheckBackOptions, OutboxOptions, ResolvedOutboxOptions } from './options.js';
+export type { CheckBackOptions, OutboxOptions } from './options.js';
 export {
   type BoundOutbox,
-  type CheckAnswer,
-  type Checker,
   type CheckerSelector,
   createOutbox,
   type DeadMessage,
@@ -29,7 +34,11 @@ export {
   type OutboxStats,
 } from './outbox.js';
 export type { OutboundRecord, Publisher } from './publisher.js';
-export { createRelay, type Relay, type RelayOptions, type RelayState } from './relay.js';
-export { createRunCoordinator, type PostgresRunCoordinator } from './run-coordinator.js';
-export { createScheduler, type JobName, type Scheduler, type SchedulerOptions } from './scheduler.js';
-export { Wakeable } from './wakeable.js';
+export { createRelay, type Relay, type RelayOptions } from './relay/index.js';
+export {
+  createScheduler,
+  type JobName,
+  type OutboxJobOptions,
+  outboxJobs,
+  type SchedulerOptions,
+} from './scheduler.js';

@@ -1,3 +1,4 @@
+import { isMessageType, isTopicName, TOPIC_RULE } from '@eventual/core';
 import { v7 as uuidv7 } from 'uuid';
 import { InvalidMessageError, MessageTooLargeError } from './errors.js';
 
@@ -39,6 +40,26 @@ export const HEADER = {
   traceparent: 'traceparent',
 } as const;
 
+/** A message as a row of the outbox table holds it (json columns come back parsed). */
+export interface MessageRow {
+  id: string;
+  topic: string;
+  key: string;
+  type: string;
+  payload: JsonValue;
+  headers: Record<string, string>;
+}
+
+/** The one mapping from a stored row to a message. */
+export function rowToMessage(row: MessageRow): Message {
+  return { id: row.id, topic: row.topic, key: row.key, type: row.type, payload: row.payload, headers: row.headers };
+}
+
+/** A claimed row carries the payload as the exact JSON text the producer stored. */
+export function claimedToMessage(row: Omit<MessageRow, 'payload'> & { payload: string }): Message {
+  return rowToMessage({ ...row, payload: JSON.parse(row.payload) as JsonValue });
+}
+
 /** A message ready for insert: validated, with id, headers and the exact JSON text. */
 export interface PreparedRow {
   message: Message<JsonValue>;
@@ -47,24 +68,17 @@ export interface PreparedRow {
   keyHash: number;
 }
 
-const TOPIC = /^[a-zA-Z0-9._-]{1,249}$/;
-const TYPE = /^[A-Za-z0-9_.:/-]{1,200}$/;
-
 export function buildRow(input: MessageInput, limit: number, traceparent: string | undefined): PreparedRow {
   if (input === null || typeof input !== 'object')
     throw new InvalidMessageError(`a message must be an object { topic, key, type, payload }, got ${describe(input)}`);
   const { topic, key, type, payload, headers = {} } = input;
-  if (typeof topic !== 'string' || !TOPIC.test(topic) || topic === '.' || topic === '..') {
-    throw new InvalidMessageError(
-      `topic must be a legal Kafka topic name (1-249 of [a-zA-Z0-9._-]), got ${describe(topic)}`,
-    );
-  }
+  if (!isTopicName(topic)) throw new InvalidMessageError(`topic must be ${TOPIC_RULE}, got ${describe(topic)}`);
   if (typeof key !== 'string' || key.length === 0 || key.length > 1024) {
     throw new InvalidMessageError(
       `key must be a non-empty string of at most 1024 characters (usually the aggregate id), got ${describe(key)}`,
     );
   }
-  if (typeof type !== 'string' || !TYPE.test(type)) {
+  if (!isMessageType(type)) {
     throw new InvalidMessageError(`type must be 1-200 of [A-Za-z0-9_.:/-], e.g. 'OrderCreated', got ${describe(type)}`);
   }
   if (headers === null || typeof headers !== 'object' || Array.isArray(headers))

@@ -1,7 +1,18 @@
+import {
+  type BackoffOptions,
+  type BackoffPolicy,
+  backoff,
+  InvalidOptionError,
+  identifier,
+  integer,
+  isKnex,
+  knownKeys,
+  type Logger,
+  oneOf,
+  qualified,
+  stderrLogger,
+} from '@eventual/core';
 import type { Knex } from 'knex';
-import type { BackoffPolicy } from './backoff.js';
-import { InvalidOptionError } from './errors.js';
-import { type BackoffOptions, backoff, identifier, integer, isKnex, knownKeys, oneOf } from './validate.js';
 
 export interface OutboxOptions {
   /** The knex instance of the producing service's database (PostgreSQL, `pg` client). */
@@ -16,6 +27,8 @@ export interface OutboxOptions {
   traceparent?: () => string | undefined;
   /** How prepared messages whose producer went silent are resolved. */
   checkBack?: CheckBackOptions;
+  /** Where the outbox and its relays and jobs report what goes wrong. Default: warnings and errors to stderr. */
+  logger?: Logger;
 }
 
 export interface CheckBackOptions {
@@ -46,6 +59,7 @@ export interface ResolvedOutboxOptions {
   maxMessageBytes: number;
   traceparent: () => string | undefined;
   checkBack: ResolvedCheckBack;
+  logger: Logger;
   /** Quoted, schema-qualified names used in SQL. */
   tables: { messages: string; leases: string; settings: string };
   /** LISTEN/NOTIFY channel that wakes relays. */
@@ -55,7 +69,15 @@ export interface ResolvedOutboxOptions {
 export function resolveOutboxOptions(options: OutboxOptions): ResolvedOutboxOptions {
   if (options === null || typeof options !== 'object')
     throw new InvalidOptionError('createOutbox needs an options object with at least { knex }');
-  knownKeys('createOutbox', options, ['knex', 'schema', 'table', 'maxMessageBytes', 'traceparent', 'checkBack']);
+  knownKeys('createOutbox', options, [
+    'knex',
+    'schema',
+    'table',
+    'maxMessageBytes',
+    'traceparent',
+    'checkBack',
+    'logger',
+  ]);
   if (!isKnex(options.knex))
     throw new InvalidOptionError('knex must be a knex instance created with knex({ client: "pg", ... })');
   const schema = identifier('schema', options.schema ?? 'eventual');
@@ -64,7 +86,9 @@ export function resolveOutboxOptions(options: OutboxOptions): ResolvedOutboxOpti
   if (options.traceparent !== undefined && typeof options.traceparent !== 'function') {
     throw new InvalidOptionError('traceparent must be a function returning the active traceparent header or undefined');
   }
-  const q = (name: string) => `"${schema}"."${name}"`;
+  if (options.logger !== undefined && typeof options.logger !== 'function')
+    throw new InvalidOptionError('logger must be a function (entry: { level, namespace, message, error? }) => void');
+  const q = (name: string) => qualified(schema, name);
   return {
     knex: options.knex,
     schema,
@@ -72,6 +96,7 @@ export function resolveOutboxOptions(options: OutboxOptions): ResolvedOutboxOpti
     maxMessageBytes,
     traceparent: options.traceparent ?? (() => undefined),
     checkBack: resolveCheckBack(options.checkBack ?? {}),
+    logger: options.logger ?? stderrLogger,
     tables: { messages: q(table), leases: q(`${table}_leases`), settings: q(`${table}_settings`) },
     channel: `${schema}_${table}`,
   };

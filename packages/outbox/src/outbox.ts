@@ -1,24 +1,23 @@
+import { InvalidOptionError, integer, isKnexTransaction, isUuid, TypedEmitter } from '@eventual/core';
 import type { Knex } from 'knex';
+import { type CheckAnswer, type Checker, registerContext } from './context.js';
 import {
   InvalidMessageError,
-  InvalidOptionError,
   PreparedMessageResolvedError,
   TransactionRequiredError,
   UnknownMessageError,
 } from './errors.js';
-import { Events, type OutboxCounters, type OutboxEventMap, type OutboxEventName } from './events.js';
-import { buildRow, type JsonValue, type Message, type MessageInput } from './message.js';
+import type { OutboxCounters, OutboxEventMap, OutboxEventName } from './events.js';
+import { buildRow, type Message, type MessageInput, type MessageRow, rowToMessage } from './message.js';
 import { migrateOutbox, type OutboxSchemaOptions } from './migrations.js';
-import { type OutboxOptions, type ResolvedOutboxOptions, resolveOutboxOptions } from './options.js';
+import { type OutboxOptions, resolveOutboxOptions } from './options.js';
 import { requeueDead, selectDead, selectStats } from './sql/dead.js';
 import { insertMessages } from './sql/enqueue.js';
 import { type Resolution, resolvePrepared, selectState } from './sql/prepared.js';
 import { run } from './sql/statement.js';
-import { integer } from './validate.js';
 
-/** What a check-back checker answers about a prepared message whose producer went silent. */
-export type CheckAnswer = 'commit' | 'rollback' | 'unknown';
-export type Checker = (message: Message) => CheckAnswer | Promise<CheckAnswer>;
+export type { CheckAnswer, Checker };
+
 export interface CheckerSelector {
   topic?: string;
   type?: string;
@@ -44,8 +43,12 @@ export interface BoundOutbox {
   enqueue<P>(messages: MessageInput<P>[]): Promise<Message[]>;
 }
 
+/**
+ * A service's transactional outbox: messages are written in the caller's transaction
+ * (`enqueue`) or as prepared messages resolved later (`prepare`, `commit`,
+ * `rollback`, the check-back), and a relay (`createRelay`) moves them to Kafka.
+ */
 export interface Outbox {
-  readonly options: ResolvedOutboxOptions;
   /** Creates or upgrades the outbox tables (idempotent). `shards` applies only on creation. */
   migrate(options?: Pick<OutboxSchemaOptions, 'shards'>): Promise<void>;
   /** Inserts `pending` messages inside the caller's transaction; returns them with ids and headers. */
@@ -61,23 +64,27 @@ export interface Outbox {
   rollback(id: string, options?: { trx?: Knex.Transaction }): Promise<void>;
   /** Registers the check-back checker for prepared messages of a topic and/or type. */
   registerChecker(selector: CheckerSelector, checker: Checker): () => void;
-  /** Finds the checker for a message: type+topic, then type, then topic. */
-  checkerFor(message: Pick<Message, 'topic' | 'type'>): Checker | undefined;
+  /** Dead messages in id order, paged with `afterId`. */
   listDead(options?: { limit?: number; afterId?: string; topic?: string }): Promise<DeadMessage[]>;
   /** dead -> pending with a fresh attempt budget; returns the ids that moved. */
   requeue(ids: string[]): Promise<string[]>;
+  /** Pending, prepared and dead counts, and the age of the oldest pending message. */
   stats(): Promise<OutboxStats>;
+  /** Running totals of the check-back and cleanup jobs (the relay has its own). */
   readonly counters: Readonly<OutboxCounters>;
+  /** Events of the check-back, cleanup and dead sweep; returns an unsubscribe function. */
   on<E extends OutboxEventName>(event: E, listener: (payload: OutboxEventMap[E]) => void): () => void;
-  /** For the relay and scheduler of this outbox; not part of the public surface. */
-  readonly internals: { events: Events; counters: OutboxCounters };
 }
 
 export function createOutbox(options: OutboxOptions): Outbox {
   const o = resolveOutboxOptions(options);
-  const events = new Events();
-  const counters: OutboxCounters = { published: 0, failed: 0, dead: 0, checked: 0, fenced: 0, cleaned: 0 };
+  const events = new TypedEmitter<OutboxEventMap>('outbox', o.logger);
+  const counters: OutboxCounters = { checked: 0, cleaned: 0 };
   const checkers = new Map<string, Checker>();
+  const checkerFor = ({ topic, type }: Pick<Message, 'topic' | 'type'>) =>
+    checkers.get(checkerKey(topic, type)) ??
+    checkers.get(checkerKey(undefined, type)) ??
+    checkers.get(checkerKey(topic, undefined));
 
   async function insert(
     db: Knex | Knex.Transaction,
@@ -112,7 +119,6 @@ export function createOutbox(options: OutboxOptions): Outbox {
   }
 
   const outbox: Outbox = {
-    options: o,
     async migrate(schemaOptions = {}) {
       await migrateOutbox(o.knex, { schema: o.schema, table: o.table, ...schemaOptions });
     },
@@ -137,7 +143,7 @@ export function createOutbox(options: OutboxOptions): Outbox {
     },
     async prepare(input, { trx } = {}) {
       if (trx !== undefined) assertTransaction(trx, 'outbox.prepare');
-      const checker = outbox.checkerFor(input);
+      const checker = checkerFor(input);
       if (!checker) {
         throw new InvalidOptionError(
           `no check-back checker is registered for topic '${input.topic}' / type '${input.type}'; ` +
@@ -168,21 +174,12 @@ export function createOutbox(options: OutboxOptions): Outbox {
       checkers.set(key, checker);
       return () => void checkers.delete(key);
     },
-    checkerFor: ({ topic, type }) =>
-      checkers.get(checkerKey(topic, type)) ??
-      checkers.get(checkerKey(undefined, type)) ??
-      checkers.get(checkerKey(topic, undefined)),
     async listDead({ limit = 100, afterId, topic } = {}) {
       integer('limit', limit, 1, 10_000);
       if (afterId !== undefined) assertId(afterId);
       const rows = await run<DeadRow>(o.knex, selectDead(o, limit, afterId ?? null, topic ?? null));
       return rows.map((r) => ({
-        id: r.id,
-        topic: r.topic,
-        key: r.key,
-        type: r.type,
-        payload: r.payload,
-        headers: r.headers,
+        ...rowToMessage(r),
         attempts: r.attempts,
         lastError: r.last_error,
         createdAt: r.created_at,
@@ -204,18 +201,12 @@ export function createOutbox(options: OutboxOptions): Outbox {
     },
     counters,
     on: (event, listener) => events.on(event, listener),
-    internals: { events, counters },
   };
+  registerContext(outbox, { o, events, counters, logger: o.logger, checkerFor });
   return outbox;
 }
 
-interface DeadRow {
-  id: string;
-  topic: string;
-  key: string;
-  type: string;
-  payload: JsonValue;
-  headers: Record<string, string>;
+interface DeadRow extends MessageRow {
   attempts: number;
   last_error: string | null;
   created_at: Date;
@@ -225,19 +216,11 @@ function checkerKey(topic: string | undefined, type: string | undefined): string
   return `topic=${topic ?? '*'} type=${type ?? '*'}`;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 function assertId(id: unknown): void {
-  if (typeof id !== 'string' || !UUID.test(id))
-    throw new InvalidOptionError(`message id must be a UUID, got ${JSON.stringify(id)}`);
+  if (!isUuid(id)) throw new InvalidOptionError(`message id must be a UUID, got ${JSON.stringify(id)}`);
 }
 
-/**
- * A knex transaction is a function with `isTransaction === true`. A plain knex
- * instance would make each statement its own transaction, so the message could
- * commit without the business change: refuse it.
- */
+/** A plain knex instance would commit the message without the business change: refuse it. */
 function assertTransaction(trx: unknown, operation: string): void {
-  if (typeof trx !== 'function' || (trx as { isTransaction?: boolean }).isTransaction !== true) {
-    throw new TransactionRequiredError(operation);
-  }
+  if (!isKnexTransaction(trx)) throw new TransactionRequiredError(operation);
 }

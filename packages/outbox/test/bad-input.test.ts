@@ -113,8 +113,7 @@ describe('bad input gets a typed error that says what to change, and writes noth
     const [message] = await knex.transaction((trx) =>
       outbox.enqueue(trx, [{ topic: 'orders', key: 'o-1', type: 'T', payload: {} }]),
     );
-    const set = (state: string) =>
-      outbox.options.knex.raw(`update eventual.outbox set state = ? where id = ?`, [state, message!.id]);
+    const set = (state: string) => knex.raw(`update eventual.outbox set state = ? where id = ?`, [state, message!.id]);
     await expect(set('cancelled')).rejects.toThrow(/cannot go from pending to cancelled/);
     await expect(set('prepared')).rejects.toThrow(/cannot go from pending to prepared/);
     await set('published');

@@ -119,7 +119,9 @@ describe('prepared messages and the check-back', () => {
 
     expect(asked).toHaveLength(3);
     expect(await state(prepared.id)).toMatchObject({ state: 'cancelled', resolved_by: 'default' });
-    expect(exhausted).toEqual([{ messageId: prepared.id, checks: 3, resolution: 'rollback' }]);
+    expect(exhausted).toEqual([
+      { instanceId: scheduler.instanceId, messageId: prepared.id, checks: 3, resolution: 'rollback' },
+    ]);
   });
 
   it('counts a checker that throws, or has been removed, as unknown, and records why', async () => {
@@ -130,8 +132,12 @@ describe('prepared messages and the check-back', () => {
     answerWith(() => {
       throw new Error('gateway timeout');
     });
+    const checkerErrors: Array<{ messageId: string; error: string }> = [];
+    outbox.on('checkback:error', (e) => checkerErrors.push({ messageId: e.messageId, error: e.error.message }));
     const prepared = await outbox.prepare({ topic, key: 'pay-5', type: 'PaymentCaptured', payload: {} });
     await scheduler.runNow('checkback');
+    // The checker's own error is not lost in a counted "unknown": it is reported.
+    expect(checkerErrors).toEqual([{ messageId: prepared.id, error: 'gateway timeout' }]);
     const afterThrow = await knex('eventual.outbox').where({ id: prepared.id }).first();
     expect(afterThrow).toMatchObject({ state: 'prepared', check_count: 1 });
     expect(afterThrow.last_error).toMatch(/checker threw: gateway timeout/);

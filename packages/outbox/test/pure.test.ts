@@ -1,23 +1,6 @@
-import { backoffDelay } from '@eventual/outbox';
 import { describe, expect, it } from 'vitest';
 import { fnv1a } from '../src/message.js';
-import { planShares } from '../src/relay.js';
-import { Wakeable } from '../src/wakeable.js';
-
-describe('backoffDelay', () => {
-  const policy = { initialMs: 100, maxMs: 1_000, factor: 2, jitter: 0.5 };
-  it('grows exponentially from initialMs and is capped at maxMs', () => {
-    const noJitter = { ...policy, jitter: 0 };
-    expect([1, 2, 3, 4, 5, 6].map((a) => backoffDelay(a, noJitter))).toEqual([100, 200, 400, 800, 1_000, 1_000]);
-  });
-  it('spreads delays over the jitter fraction below the computed delay', () => {
-    expect(backoffDelay(3, policy, () => 0)).toBe(200);
-    expect(backoffDelay(3, policy, () => 0.999999)).toBe(400);
-    const seen = new Set(Array.from({ length: 50 }, () => backoffDelay(3, policy)));
-    expect(seen.size).toBeGreaterThan(10);
-    for (const d of seen) expect(d).toBeGreaterThanOrEqual(200);
-  });
-});
+import { planShares } from '../src/relay/plan-shares.js';
 
 describe('planShares (fair split of shards among relays)', () => {
   it('takes free shards up to the ceiling', () => {
@@ -59,18 +42,5 @@ describe('fnv1a shard hash', () => {
     expect(fnv1a('')).toBe(0x811c9dc5);
     const shards = new Set(Array.from({ length: 1_000 }, (_, i) => fnv1a(`key-${i}`) % 32));
     expect(shards.size).toBe(32);
-  });
-});
-
-describe('Wakeable', () => {
-  it('resolves early on wake() and remembers a wake-up that came while not waiting', async () => {
-    const w = new Wakeable();
-    const started = Date.now();
-    const waiting = w.wait(60_000);
-    w.wake();
-    await waiting;
-    w.wake();
-    await w.wait(60_000);
-    expect(Date.now() - started).toBeLessThan(30_000);
   });
 });

@@ -29,7 +29,7 @@ describe('relay while the Kafka broker is down', () => {
     const publisher = createKafkaPublisher({ kafka });
     const relay = fixture.relay(outbox, { publisher, maxAttempts: 3 });
     const failures: string[] = [];
-    outbox.on('relay:failed', ({ kind }) => failures.push(kind));
+    relay.on('relay:failed', ({ kind }) => failures.push(kind));
     await relay.start();
 
     const enqueue = (from: number, to: number) =>

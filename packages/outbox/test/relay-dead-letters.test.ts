@@ -14,8 +14,6 @@ describe('messages that cannot be published', () => {
     await createTopics(fixture.services.kafkaBrokers, [topic], 1, [{ name: 'max.message.bytes', value: '2048' }]);
     const reader = await readTopics(fixture.services.kafkaBrokers, [topic]);
     fixture.defer(() => reader.stop());
-    const deadEvents: string[] = [];
-    outbox.on('relay:dead', ({ messageId }) => deadEvents.push(messageId));
 
     const [before, huge, after, sameKeyAfter] = await knex.transaction((trx) =>
       outbox.enqueue(trx, [
@@ -26,6 +24,8 @@ describe('messages that cannot be published', () => {
       ]),
     );
     const relay = fixture.relay(outbox, { maxAttempts: 5 });
+    const deadEvents: string[] = [];
+    relay.on('relay:dead', ({ messageId }) => deadEvents.push(messageId));
     await relay.start();
 
     await reader.waitForCount(3);

@@ -162,8 +162,11 @@ describe('several relay instances on one outbox table', () => {
       close: async () => {},
     };
     const fenced: string[][] = [];
-    outbox.on('relay:fenced', ({ messageIds }) => fenced.push(messageIds));
     const stale = fixture.relay(outbox, { publisher: stalling, instanceId: 'stale', leaseTtlMs: 60_000 });
+    stale.on('relay:fenced', ({ messageIds, instanceId }) => {
+      expect(instanceId).toBe('stale');
+      fenced.push(messageIds);
+    });
     await stale.start();
     const [message] = await knex.transaction((trx) =>
       outbox.enqueue(trx, [{ topic, key: 'k', type: 'T', payload: {} }]),
@@ -181,6 +184,6 @@ describe('several relay instances on one outbox table', () => {
     });
     expect(fenced).toEqual([[message?.id]]);
     expect((await knex('eventual.outbox').where({ id: message?.id }).first()).state).toBe('pending');
-    expect(outbox.counters.fenced).toBe(1);
+    expect(stale.counters.fenced).toBe(1);
   });
 });

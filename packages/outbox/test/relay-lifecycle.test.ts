@@ -1,5 +1,6 @@
+import { LifecycleError } from '@eventual/core';
 import { createTopics, randomTopic } from '@eventual/devstack/testing';
-import { createKafkaPublisher, createRelay, InvalidOptionError, type Publisher } from '@eventual/outbox';
+import { createKafkaPublisher, createRelay, type Publisher } from '@eventual/outbox';
 import { describe, expect, it } from 'vitest';
 import { outboxFixture } from './support.js';
 
@@ -15,9 +16,14 @@ describe('relay lifecycle', () => {
     // An hour between polls: only a NOTIFY can get these messages out within the test.
     const relay = createRelay(outbox, { publisher: kafka, pollIntervalMs: 3_600_000, leaseTtlMs: 60_000, lanes: 2 });
     fixture.defer(() => relay.stop());
+    // Each lane claims once at start, finds nothing, and waits: count the empty claims.
+    let emptyClaims = 0;
+    knex.on('query-response', (response: { rows?: unknown[] }, query: { sql: string }) => {
+      if (query.sql.includes('with waiting as materialized') && response.rows?.length === 0) emptyClaims += 1;
+    });
     await relay.start();
     expect(relay.ownedShards()).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
-    await new Promise((resolve) => setTimeout(resolve, 300)); // both lanes found nothing and wait
+    await expect.poll(() => emptyClaims).toBeGreaterThanOrEqual(2);
 
     // One message per transaction, over keys that land in shards of both lanes.
     const ids: string[] = [];
@@ -62,7 +68,7 @@ describe('relay lifecycle', () => {
     };
     const relay = createRelay(outbox, { publisher: gated, pollIntervalMs: 50, leaseTtlMs: 60_000 });
     const owned: number[][] = [];
-    outbox.on('relay:leases', (e) => owned.push(e.owned));
+    relay.on('relay:leases', (e) => owned.push(e.owned));
     await relay.start();
     expect(relay.state).toBe('running');
     expect(relay.ownedShards()).toEqual([0, 1, 2, 3]);
@@ -85,7 +91,7 @@ describe('relay lifecycle', () => {
 
     await knex.transaction((trx) => outbox.enqueue(trx, [{ topic, key: 'k', type: 'T', payload: { n: 2 } }]));
     const callsAtStop = publishCalls;
-    await expect(relay.start()).rejects.toThrow(InvalidOptionError);
+    await expect(relay.start()).rejects.toThrow(LifecycleError);
     expect(publishCalls).toBe(callsAtStop);
     expect((await outbox.stats()).pending).toBe(1);
   });

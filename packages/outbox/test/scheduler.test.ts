@@ -19,9 +19,9 @@ describe('scheduled jobs through the PostgreSQL run coordinator', () => {
       return { outbox, scheduler };
     });
     const runs: Array<{ instanceId: string; slot: string }> = [];
-    for (const { outbox } of instances)
-      outbox.on('scheduler:ran', ({ instanceId, slot }) => runs.push({ instanceId, slot: slot.toISOString() }));
-    for (const { scheduler } of instances) scheduler.start();
+    for (const { scheduler } of instances)
+      scheduler.on('scheduler:ran', ({ instanceId, slot }) => runs.push({ instanceId, slot: slot.toISOString() }));
+    for (const { scheduler } of instances) await scheduler.start();
     fixture.defer(async () => {
       for (const { scheduler } of instances) await scheduler.stop();
     });

@@ -46,11 +46,6 @@ export function createMessaging(options: MessagingOptions) {
     leaseTtlMs: 3_000,
     backoff: { initialMs: 200, maxMs: 5_000 },
   });
-  const scheduler = createScheduler(outbox, {
-    schedules: { checkback: '* * * * * *' },
-    runLeaseMs: 10_000,
-    ...(options.jobs ? { jobs: options.jobs } : {}),
-  });
   const group = groupFor(options.namespace, service);
   const consumer: Consumer = createConsumer({
     outbox,
@@ -61,13 +56,21 @@ export function createMessaging(options: MessagingOptions) {
     maxAttempts: 10,
     backoff: { initialMs: 100, maxMs: 2_000 },
   });
+  const scheduler = createScheduler(outbox, {
+    schedules: { checkback: '* * * * * *' },
+    runLeaseMs: 10_000,
+    jobs: [
+      ...consumer.jobs,
+      ...Object.entries(options.jobs ?? {}).map(([name, job]) => ({ name, key: `eventual.outbox:${name}`, ...job })),
+    ],
+  });
 
-  outbox.on('relay:dead', (e) => log(`outbox message ${e.messageId} to ${e.topic} is dead: ${e.error}`));
+  relay.on('relay:dead', (e) => log(`outbox message ${e.messageId} to ${e.topic} is dead: ${e.error}`));
   outbox.on('checkback:resolved', (e) => log(`check-back resolved prepared message ${e.messageId}: ${e.resolution}`));
   outbox.on('checkback:exhausted', (e) =>
     log(`check-back gave up on ${e.messageId} after ${e.checks} checks: ${e.resolution}`),
   );
-  outbox.on('scheduler:error', (e) => log(`scheduled job ${e.job} failed: ${errorText(e.error)}`));
+  scheduler.on('scheduler:error', (e) => log(`scheduled job ${e.job} failed: ${errorText(e.error)}`));
   consumer.on('consumer:deadLettered', (e) =>
     log(`dead-lettered ${e.messageId} from ${e.topic} (${e.reason}): ${e.error}`),
   );
@@ -82,15 +85,14 @@ export function createMessaging(options: MessagingOptions) {
     },
     async start(): Promise<void> {
       await relay.start();
-      scheduler.start();
+      await scheduler.start();
       await consumer.start();
     },
     /** Graceful: the record in flight commits, the relay marks its batch, leases are handed back. */
     async stop(): Promise<void> {
       await consumer.stop();
       await scheduler.stop();
-      await relay.stop();
-      await publisher.close();
+      await relay.stop(); // closes its publisher
     },
   };
 }

@@ -1,6 +1,5 @@
-import { type Migration, migrationSource } from '@eventual/outbox/internal';
+import { identifier, type Migration, migrationSource } from '@eventual/core';
 import type { Knex } from 'knex';
-import { identifier } from '../validate.js';
 
 /** The orchestrator's saga instance table, as a knex migration source. */
 export function sagaMigrations(options: { schema?: string; table?: string } = {}): Knex.MigrationSource<Migration> {

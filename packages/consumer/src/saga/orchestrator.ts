@@ -1,17 +1,18 @@
 import {
   type BackoffPolicy,
-  type BoundOutbox,
+  backoff,
   backoffDelay,
   EventualError,
   InvalidOptionError,
-  type JsonValue,
-  type Message,
-  type Outbox,
+  identifier,
+  integer,
+  knownKeys,
+  runMigrations,
   TypedEmitter,
-} from '@eventual/outbox';
-import { runMigrations } from '@eventual/outbox/internal';
+  topicName,
+} from '@eventual/core';
+import type { BoundOutbox, JsonValue, Message, Outbox } from '@eventual/outbox';
 import type { Knex } from 'knex';
-import { backoff, identifier, integer, knownKeys, topicName } from '../validate.js';
 import type { AnySagaDefinition, CommandSpec, SagaData, SagaDefinition, StepDefinition } from './definition.js';
 import { sagaMigrations } from './migrations.js';
 import { type ReplyOutcome, SAGA_HEADER, type SagaPhase } from './protocol.js';
@@ -80,7 +81,7 @@ export class SagaConcurrencyError extends EventualError {
 export class SagaStateError extends EventualError {
   override name = 'SagaStateError';
   constructor(message: string) {
-    super('saga_state', message);
+    super('saga_state', message, { retriable: false });
   }
 }
 

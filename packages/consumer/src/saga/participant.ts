@@ -1,8 +1,6 @@
-import type { BoundOutbox, MessageInput } from '@eventual/outbox';
-import { EventualError, InvalidOptionError, type JsonValue, type Message } from '@eventual/outbox';
-import { runMigrations } from '@eventual/outbox/internal';
+import { EventualError, InvalidOptionError, identifier, nonEmptyString, runMigrations } from '@eventual/core';
+import type { BoundOutbox, JsonValue, Message, MessageInput } from '@eventual/outbox';
 import type { Knex } from 'knex';
-import { identifier, nonEmptyString } from '../validate.js';
 import { participantMigrations } from './migrations.js';
 import { SAGA_HEADER, SAGA_REPLY_TYPE, type SagaPhase } from './protocol.js';
 import { participantSql } from './sql.js';

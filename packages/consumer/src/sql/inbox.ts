@@ -108,7 +108,7 @@ export function settleDead(table: string, key: InboxKey, attempts: number, error
   };
 }
 
-/** Fails with "relation does not exist" (translated to InboxSchemaNotReadyError) when not migrated. */
+/** Fails with "relation does not exist" (translated to SchemaNotReadyError) when not migrated. */
 export function probeInbox(table: string): Statement {
   return {
     name: 'inbox.probeInbox',

@@ -1,21 +1,9 @@
 import type { BackoffPolicy } from './backoff.js';
 import { InvalidOptionError } from './errors.js';
 
-// Option rules shared by every eventual package (exported as @eventual/outbox/validate),
-// so a name or number one package accepts, the others accept too. Each throws an
-// InvalidOptionError that names the option and says what to change.
-
-/** Names that reach SQL as identifiers: lower-case, start with a letter, fit in 40 chars. */
-const IDENTIFIER = /^[a-z_][a-z0-9_]{0,39}$/;
-
-export function identifier(option: string, value: unknown): string {
-  if (typeof value !== 'string' || !IDENTIFIER.test(value)) {
-    throw new InvalidOptionError(
-      `${option} must be a lower-case SQL identifier matching ${IDENTIFIER} (letters, digits, underscore), got ${JSON.stringify(value)}`,
-    );
-  }
-  return value;
-}
+// Option rules shared by every eventual package, so a name or number one package
+// accepts, the others accept too. Each throws an InvalidOptionError that names the
+// option and says what to change.
 
 export function integer(option: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
@@ -51,6 +39,17 @@ export function nonEmptyString(option: string, value: unknown, maxLength = 200):
   return value;
 }
 
+export function bool(option: string, value: unknown): boolean {
+  if (typeof value !== 'boolean')
+    throw new InvalidOptionError(`${option} must be true or false, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+export function func<F extends (...args: never[]) => unknown>(option: string, value: unknown, shape: string): F {
+  if (typeof value !== 'function') throw new InvalidOptionError(`${option} must be a function ${shape}`);
+  return value as F;
+}
+
 /** Rejects option keys the resolver does not know, so a typo is not silently ignored. */
 export function knownKeys(what: string, options: object, allowed: readonly string[]): void {
   for (const key of Object.keys(options)) {
@@ -63,18 +62,6 @@ export function knownKeys(what: string, options: object, allowed: readonly strin
 export function object(option: string, value: unknown): object {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new InvalidOptionError(`${option} must be an object, got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
-
-const TOPIC = /^[a-zA-Z0-9._-]{1,249}$/;
-
-/** A legal Kafka topic name (what the outbox accepts as a message topic). */
-export function topicName(option: string, value: unknown): string {
-  if (typeof value !== 'string' || !TOPIC.test(value) || value === '.' || value === '..') {
-    throw new InvalidOptionError(
-      `${option} must be a legal Kafka topic name (1-249 of [a-zA-Z0-9._-]), got ${JSON.stringify(value)}`,
-    );
   }
   return value;
 }
@@ -109,10 +96,8 @@ export function backoff(option: string, value: BackoffOptions | undefined, defau
   return policy;
 }
 
-export function isKnex(value: unknown): boolean {
-  return (
-    typeof value === 'function' &&
-    typeof (value as { raw?: unknown }).raw === 'function' &&
-    'client' in (value as object)
-  );
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function isUuid(value: unknown): value is string {
+  return typeof value === 'string' && UUID.test(value);
 }

@@ -2,7 +2,7 @@
  * Jittered exponential backoff, pure so it can be unit-tested on its own.
  * attempt 1 waits about `initialMs`, each further attempt `factor` times longer, capped
  * at `maxMs`; "full jitter" on the upper `jitter` fraction spreads retries of many
- * messages or instances apart so they do not stampede the broker together.
+ * messages or instances apart so they do not stampede the broker or the database.
  */
 export interface BackoffPolicy {
   initialMs: number;
@@ -18,3 +18,11 @@ export function backoffDelay(attempt: number, policy: BackoffPolicy, random: () 
   const spread = base * policy.jitter;
   return Math.round(base - spread + spread * random());
 }
+
+/**
+ * While the database or the broker is unreachable, a loop waits with this backoff
+ * (the relay as a whole, a consumer's record): no attempt is counted, it is not the
+ * message's fault. Short at first, so a blip costs little; capped, so recovery is
+ * noticed within seconds.
+ */
+export const OUTAGE_BACKOFF: BackoffPolicy = { initialMs: 250, maxMs: 5_000, factor: 2, jitter: 0.5 };

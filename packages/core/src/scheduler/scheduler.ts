@@ -1,0 +1,145 @@
+import type { Knex } from 'knex';
+import cron, { type ScheduledTask } from 'node-cron';
+import { asError, InvalidOptionError } from '../errors.js';
+import { TypedEmitter } from '../events.js';
+import { type Lifecycle, lifecycle } from '../lifecycle.js';
+import { type Logger, stderrLogger } from '../logger.js';
+import { defaultInstanceId } from '../names.js';
+import { integer, knownKeys, nonEmptyString } from '../validate.js';
+import { createRunCoordinator, type PostgresRunCoordinator } from './run-coordinator.js';
+
+/** A job run periodically, once per cluster per scheduled slot. */
+export interface PeriodicJob {
+  /** Unique in its scheduler: what `runNow()` and the events call it, e.g. `checkback`. */
+  name: string;
+  /**
+   * What makes two instances' runs the same run: the node-cron task name, and with it
+   * the lease row (`cron:<key>`). The same on every instance of the cluster, different
+   * for different outboxes or consumers, e.g. `eventual.outbox:checkback`. Default `name`.
+   */
+  key?: string;
+  /** node-cron expression (seconds allowed), or `false` to not schedule it (runNow still works). */
+  schedule: string | false;
+  /** One run; resolves a count for the `scheduler:ran` event (rows deleted, messages checked...). */
+  run(): Promise<number>;
+}
+
+export interface SchedulerOptions {
+  /** The database holding the lease table. */
+  knex: Knex;
+  /** Quoted, schema-qualified lease table `(name, owner, token, expires_at, last_slot)`. */
+  leasesTable: string;
+  jobs: readonly PeriodicJob[];
+  /** Names this instance in the leases and events. Default `<hostname>-<pid>-<random>`. */
+  instanceId?: string;
+  /** How long a run may hold its cluster-wide lease (node-cron `distributedLease`). Default 5 min. */
+  runLeaseMs?: number;
+  logger?: Logger;
+}
+
+export interface SchedulerEventMap {
+  /** A scheduled job ran on this instance (it won the slot for the whole cluster). */
+  'scheduler:ran': { job: string; instanceId: string; slot: Date; result: number; durationMs: number };
+  'scheduler:error': { job: string; instanceId: string; error: Error };
+}
+
+export interface Scheduler extends Lifecycle {
+  readonly instanceId: string;
+  readonly coordinator: PostgresRunCoordinator;
+  /** The names of its jobs. */
+  readonly jobs: readonly string[];
+  /** Runs a job now on this instance, outside the schedule (and without the coordinator). */
+  runNow(job: string): Promise<number>;
+  on<E extends keyof SchedulerEventMap>(event: E, listener: (payload: SchedulerEventMap[E]) => void): () => void;
+}
+
+/**
+ * node-cron drives periodic jobs; each scheduled run executes once per cluster through
+ * the PostgreSQL run coordinator, however many instances schedule it. One scheduler
+ * per service runs every package's jobs (check-back, cleanup, inbox retention, saga
+ * deadlines): `stop()` stops scheduling and waits for runs in progress.
+ */
+export function createScheduler(options: SchedulerOptions): Scheduler {
+  knownKeys('createScheduler', options, ['knex', 'leasesTable', 'jobs', 'instanceId', 'runLeaseMs', 'logger']);
+  const instanceId = nonEmptyString('instanceId', options.instanceId ?? defaultInstanceId());
+  const runLeaseMs = integer('runLeaseMs', options.runLeaseMs ?? 300_000, 1_000);
+  const jobs = new Map<string, PeriodicJob>();
+  for (const job of options.jobs) {
+    nonEmptyString('job name', job?.name);
+    if (jobs.has(job.name)) throw new InvalidOptionError(`the scheduler has two jobs named '${job.name}'`);
+    if (typeof job.run !== 'function')
+      throw new InvalidOptionError(`job '${job.name}' needs run: () => Promise<number>`);
+    if (job.schedule !== false && (typeof job.schedule !== 'string' || !cron.validate(job.schedule)))
+      throw new InvalidOptionError(
+        `job '${job.name}': schedule must be a node-cron expression (e.g. '*/5 * * * * *') or false, got ${JSON.stringify(job.schedule)}`,
+      );
+    jobs.set(job.name, job);
+  }
+  const events = new TypedEmitter<SchedulerEventMap>('scheduler', options.logger ?? stderrLogger);
+  const coordinator = createRunCoordinator(options.knex, options.leasesTable, instanceId);
+  const inFlight = new Set<Promise<unknown>>();
+  let tasks: ScheduledTask[] = [];
+
+  const track = <T>(promise: Promise<T>): Promise<T> => {
+    inFlight.add(promise);
+    return promise.finally(() => inFlight.delete(promise));
+  };
+
+  const scheduled = (job: PeriodicJob, schedule: string): ScheduledTask =>
+    cron.schedule(
+      schedule,
+      (context) => {
+        const started = Date.now();
+        return track(
+          job.run().then(
+            (result) =>
+              events.emit('scheduler:ran', {
+                job: job.name,
+                instanceId,
+                slot: context.date,
+                result,
+                durationMs: Date.now() - started,
+              }),
+            (error: unknown) => events.emit('scheduler:error', { job: job.name, instanceId, error: asError(error) }),
+          ),
+        );
+      },
+      // The name is the coordinator's key: the same on every instance.
+      {
+        name: job.key ?? job.name,
+        distributed: true,
+        runCoordinator: coordinator,
+        distributedLease: runLeaseMs,
+        noOverlap: true,
+      },
+    );
+
+  const parts = lifecycle(`scheduler ${instanceId}`, {
+    async start() {
+      tasks = [...jobs.values()].flatMap((job) => (job.schedule === false ? [] : [scheduled(job, job.schedule)]));
+    },
+    async stop() {
+      const stopping = tasks;
+      tasks = [];
+      await Promise.all(stopping.map((task) => task.destroy()));
+      await Promise.allSettled([...inFlight]);
+    },
+  });
+
+  return {
+    instanceId,
+    coordinator,
+    jobs: [...jobs.keys()],
+    get state() {
+      return parts.state;
+    },
+    start: () => parts.start(),
+    stop: () => parts.stop(),
+    runNow(name) {
+      const job = jobs.get(name);
+      if (!job) throw new InvalidOptionError(`no job '${name}'; jobs: ${[...jobs.keys()].join(', ')}`);
+      return track(job.run());
+    },
+    on: (event, listener) => events.on(event, listener),
+  };
+}

@@ -1,0 +1,119 @@
+import { asError, type Lifecycle, lifecycle, TypedEmitter, Wakeable } from '@eventual/core';
+import { contextOf } from '../context.js';
+import type { RelayCounters, RelayEventMap, RelayEventName } from '../events.js';
+import type { Outbox } from '../outbox.js';
+import type { RelayContext } from './context.js';
+import { runLane } from './lane.js';
+import { type Listener, startListener } from './listener.js';
+import { type RelayOptions, resolveRelayOptions } from './options.js';
+import { ShardLeases } from './shard-leases.js';
+
+export type { RelayOptions } from './options.js';
+export { planShares } from './plan-shares.js';
+
+/** Moves an outbox's pending messages to a broker; see `createRelay`. */
+export interface Relay extends Lifecycle {
+  readonly instanceId: string;
+  /** Shards this instance holds a lease on right now. */
+  ownedShards(): number[];
+  /** Asks every lane to look for work now (what a NOTIFY does). */
+  wake(): void;
+  /** Running totals: published, failed, dead, fenced. */
+  readonly counters: Readonly<RelayCounters>;
+  /** The relay's events, each with its `instanceId`; returns an unsubscribe function. */
+  on<E extends RelayEventName>(event: E, listener: (payload: RelayEventMap[E]) => void): () => void;
+}
+
+/**
+ * Moves pending messages to the publisher, shard by shard, under leases.
+ *
+ * Wiring only; the parts are in this folder: `shard-leases.ts` (what this instance
+ * holds, renewed by a keeper timer every TTL/3 so a slow publish cannot let a lease
+ * expire), `lane.ts` (one claim-publish-mark loop per lane, shard mod lanes),
+ * `publish-batch.ts` (publish and mark under the fence), `listener.ts` (LISTEN, a
+ * latency hint with its own reconnect). `start()` reclaims this instance id's shards,
+ * takes a fair share, then starts the lanes; `stop()` finishes and marks the batches
+ * in flight, gives every lease back and closes the publisher.
+ */
+export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
+  const r = resolveRelayOptions(options);
+  const { o, logger } = contextOf(outbox);
+  const events = new TypedEmitter<RelayEventMap>('relay', logger);
+  const counters: RelayCounters = { published: 0, failed: 0, dead: 0, fenced: 0 };
+  const leases = new ShardLeases(r, o, events);
+  let active = false;
+  const ctx: RelayContext = { r, o, events, counters, logger, leases, active: () => active };
+  const wakeables = Array.from({ length: r.lanes }, () => new Wakeable());
+  const wakeAll = () => {
+    for (const w of wakeables) w.wake();
+  };
+  /**
+   * A NOTIFY from enqueue names the shards it wrote: wake only their lanes, so an idle
+   * lane does not run a claim for another lane's message. Any other payload (a
+   * requeue, a prepared message's commit, a reconnect) wakes every lane.
+   */
+  const wakeFor = (payload: string | undefined) => {
+    if (!payload || !/^\d+(,\d+)*$/.test(payload)) return wakeAll();
+    for (const shard of payload.split(',')) wakeables[Number(shard) % r.lanes]?.wake();
+  };
+  const reportError = (error: Error) => events.emit('relay:error', { instanceId: r.instanceId, error });
+  let lanes: Promise<void> | undefined;
+  let listener: Listener | undefined;
+  let keeper: NodeJS.Timeout | undefined;
+
+  const scheduleKeeper = () => {
+    keeper = setTimeout(
+      async () => {
+        try {
+          if (await leases.keep(active)) wakeAll();
+        } catch (error) {
+          reportError(asError(error));
+        }
+        if (active) scheduleKeeper();
+      },
+      Math.max(100, Math.floor(r.leaseTtlMs / 3)),
+    );
+  };
+
+  const parts = lifecycle(`relay ${r.instanceId}`, {
+    async start() {
+      await leases.reclaim();
+      active = true;
+      await leases.keep(true);
+      scheduleKeeper();
+      if (r.listen) listener = startListener(o.knex, o.channel, wakeFor, reportError);
+      lanes = Promise.all(wakeables.map((wakeable, lane) => runLane(ctx, lane, wakeable))).then(() => {});
+    },
+    async stop() {
+      active = false;
+      clearTimeout(keeper);
+      wakeAll();
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, r.stopTimeoutMs);
+      });
+      await Promise.race([lanes, timeout]);
+      clearTimeout(timer);
+      await listener?.stop();
+      try {
+        await leases.releaseAll();
+      } catch (error) {
+        reportError(asError(error)); // the leases expire on their own within leaseTtlMs
+      }
+      await r.publisher.close().catch((error: unknown) => reportError(asError(error)));
+    },
+  });
+
+  return {
+    instanceId: r.instanceId,
+    get state() {
+      return parts.state;
+    },
+    start: () => parts.start(),
+    stop: () => parts.stop(),
+    ownedShards: () => leases.list(),
+    wake: wakeAll,
+    counters,
+    on: (event, listener) => events.on(event, listener),
+  };
+}

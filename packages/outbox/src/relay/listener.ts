@@ -1,0 +1,93 @@
+import { asError, backoffDelay, OUTAGE_BACKOFF, sleep } from '@eventual/core';
+import type { Knex } from 'knex';
+
+/** The pg client knex hands out, as far as LISTEN needs it. */
+interface ListenConnection {
+  query(sql: string): Promise<unknown>;
+  on(event: 'notification', listener: (notification: { payload?: string }) => void): void;
+  on(event: 'error' | 'end', listener: (error?: Error) => void): void;
+  removeListener(event: string, listener: (...args: never[]) => void): void;
+}
+
+export interface Listener {
+  /** Stops listening and hands the connection back. */
+  stop(): Promise<void>;
+}
+
+/**
+ * LISTENs on `channel` on a connection of its own, held from the pool for as long as
+ * the relay runs, and calls `onNotify` with each payload. NOTIFY is only a latency
+ * hint (polling stays the truth), so a lost connection is not an error for the relay:
+ * the listener reports it once and reconnects on its own, with jittered backoff so
+ * many relays do not stampede a database that just came back.
+ */
+export function startListener(
+  knex: Knex,
+  channel: string,
+  onNotify: (payload: string | undefined) => void,
+  onError: (error: Error) => void,
+): Listener {
+  const stopping = new AbortController();
+
+  /** Listens until the listener stops (resolves) or the connection breaks (throws). */
+  async function listenOnce(listening: () => void): Promise<void> {
+    const conn = (await knex.client.acquireConnection()) as ListenConnection;
+    let broken: (error: Error) => void = () => {};
+    const lost = new Promise<Error>((resolve) => {
+      broken = resolve;
+    });
+    const onNotification = (n: { payload?: string }) => onNotify(n.payload);
+    const onLost = (error?: Error) => broken(error ?? new Error('the LISTEN connection ended'));
+    conn.on('notification', onNotification);
+    conn.on('error', onLost);
+    conn.on('end', onLost);
+    let onAbort: () => void = () => {};
+    const aborted = new Promise<void>((resolve) => {
+      onAbort = resolve;
+    });
+    stopping.signal.addEventListener('abort', onAbort);
+    try {
+      if (stopping.signal.aborted) return; // stopped while waiting for the connection
+      await conn.query(`listen "${channel}"`);
+      listening();
+      const outcome = await Promise.race([lost, aborted]);
+      if (outcome instanceof Error) throw outcome;
+      await conn.query(`unlisten "${channel}"`).catch(() => {});
+    } catch (error) {
+      // knex must not hand a broken connection to anyone else.
+      (conn as { __knex__disposed?: unknown }).__knex__disposed = asError(error).message;
+      throw error;
+    } finally {
+      stopping.signal.removeEventListener('abort', onAbort);
+      conn.removeListener('notification', onNotification);
+      conn.removeListener('error', onLost);
+      conn.removeListener('end', onLost);
+      await Promise.resolve(knex.client.releaseConnection(conn)).catch(() => {});
+    }
+  }
+
+  const loop = (async () => {
+    for (let failures = 0; !stopping.signal.aborted; ) {
+      try {
+        await listenOnce(() => {
+          failures = 0;
+        });
+      } catch (error) {
+        failures += 1;
+        if (failures === 1) onError(asError(error));
+        // A missed NOTIFY only costs up to a poll interval: wake everyone once back.
+        onNotify(undefined);
+        await sleep(backoffDelay(failures, OUTAGE_BACKOFF), stopping.signal);
+      }
+    }
+  })();
+
+  return {
+    async stop() {
+      stopping.abort();
+      // While the database is down the loop may be waiting for a connection: do not
+      // hold the relay's stop for the pool's acquire timeout; it gives up on its own.
+      await Promise.race([loop, sleep(2_000)]);
+    },
+  };
+}

@@ -1,0 +1,160 @@
+import type { TypedEmitter } from '@eventual/core';
+import type { RelayEventMap } from '../events.js';
+import type { ResolvedOutboxOptions } from '../options.js';
+import {
+  acquireFreeShards,
+  acquireLease,
+  memberLeaseName,
+  reclaimOwnShards,
+  releaseLeases,
+  renewLeases,
+  selectMembership,
+  shardLeaseName,
+} from '../sql/leases.js';
+import { run } from '../sql/statement.js';
+import type { ResolvedRelayOptions } from './options.js';
+import { type Membership, planShares } from './plan-shares.js';
+
+export type OwnedShard = [shard: number, token: number];
+
+/**
+ * The shards one relay holds, each with the fencing token it holds it under, and the
+ * statements that keep them: renew, take a fair share of free shards, give back the
+ * excess, reclaim a previous life's shards at start, release everything at stop.
+ * Lanes read `lane(n)` before each batch; only the keeper and the lanes change it.
+ */
+export class ShardLeases {
+  readonly #owned = new Map<number, number>();
+  readonly #r: ResolvedRelayOptions;
+  readonly #o: ResolvedOutboxOptions;
+  readonly #events: TypedEmitter<RelayEventMap>;
+  /** Shards to give back, by whichever lanes next finish a batch (see releaseExcess). */
+  #excess = 0;
+  #memberToken = 0;
+
+  constructor(r: ResolvedRelayOptions, o: ResolvedOutboxOptions, events: TypedEmitter<RelayEventMap>) {
+    this.#r = r;
+    this.#o = o;
+    this.#events = events;
+  }
+
+  /** Owned shards, ascending. */
+  list(): number[] {
+    return [...this.#owned.keys()].sort((a, b) => a - b);
+  }
+
+  /** The owned shards of a lane (shard mod lanes), with their tokens. */
+  lane(lane: number): OwnedShard[] {
+    return [...this.#owned.entries()].filter(([shard]) => shard % this.#r.lanes === lane);
+  }
+
+  /** At start: a previous life of this instance id still holding shards gives them to us. */
+  async reclaim(): Promise<void> {
+    const { r, o } = this.#ctx();
+    const reclaimed = await run<{ shard: number; token: string }>(
+      o.knex,
+      reclaimOwnShards(o, r.instanceId, r.leaseTtlMs),
+    );
+    for (const t of reclaimed) this.#owned.set(t.shard, Number(t.token));
+  }
+
+  /**
+   * Renews what we hold (dropping what was taken over), then, if `grow`, takes free
+   * shards up to a fair share, or notes the excess to give back. Returns whether new
+   * shards were taken (the lanes should look for work at once).
+   */
+  async keep(grow: boolean): Promise<boolean> {
+    const { r, o } = this.#ctx();
+    const [member] = await run<{ token: string }>(
+      o.knex,
+      acquireLease(o, memberLeaseName(r.instanceId), r.instanceId, r.leaseTtlMs),
+    );
+    if (member) this.#memberToken = Number(member.token);
+    if (this.#owned.size > 0) {
+      const shards = [...this.#owned.keys()];
+      const kept = await run<{ name: string }>(
+        o.knex,
+        renewLeases(
+          o,
+          r.instanceId,
+          shards.map(shardLeaseName),
+          shards.map((s) => this.#owned.get(s)!),
+          r.leaseTtlMs,
+        ),
+      );
+      const keptNames = new Set(kept.map((k) => k.name));
+      const lost = shards.filter((s) => !keptNames.has(shardLeaseName(s)));
+      for (const shard of lost) this.#owned.delete(shard);
+      if (lost.length > 0) this.emit();
+    }
+    if (!grow) return false;
+    const [membership] = await run<Membership>(o.knex, selectMembership(o));
+    const plan = planShares(membership!, this.#owned.size);
+    this.#excess = plan.release;
+    if (plan.take === 0) return false;
+    const taken = await run<{ shard: number; token: string }>(
+      o.knex,
+      acquireFreeShards(o, r.instanceId, r.leaseTtlMs, plan.take),
+    );
+    for (const t of taken) this.#owned.set(t.shard, Number(t.token));
+    if (taken.length > 0) this.emit();
+    return taken.length > 0;
+  }
+
+  /**
+   * Gives back up to the noted excess from this lane's shards, between its batches, so
+   * a rebalance never fences the instance's own in-flight work.
+   */
+  async releaseExcess(lane: number): Promise<void> {
+    if (this.#excess === 0) return;
+    const giveUp = this.lane(lane)
+      .sort(([a], [b]) => b - a)
+      .slice(0, this.#excess);
+    if (giveUp.length === 0) return;
+    this.#excess -= giveUp.length;
+    for (const [shard] of giveUp) this.#owned.delete(shard);
+    await this.#release(giveUp);
+    this.emit();
+  }
+
+  /** A mark missed rows of these shards: the lease is gone, stop relaying them at once. */
+  drop(shards: Iterable<number>): void {
+    for (const shard of shards) this.#owned.delete(shard);
+    this.emit();
+  }
+
+  /** At stop: every shard and the membership back at once, so others need not wait for expiry. */
+  async releaseAll(): Promise<void> {
+    const { r, o } = this.#ctx();
+    const entries = [...this.#owned.entries()];
+    this.#owned.clear();
+    try {
+      await this.#release(entries);
+      await run(o.knex, releaseLeases(o, r.instanceId, [memberLeaseName(r.instanceId)], [this.#memberToken]));
+    } finally {
+      this.emit();
+    }
+  }
+
+  emit(): void {
+    this.#events.emit('relay:leases', { instanceId: this.#r.instanceId, owned: this.list() });
+  }
+
+  async #release(entries: OwnedShard[]): Promise<void> {
+    if (entries.length === 0) return;
+    const { r, o } = this.#ctx();
+    await run(
+      o.knex,
+      releaseLeases(
+        o,
+        r.instanceId,
+        entries.map(([shard]) => shardLeaseName(shard)),
+        entries.map(([, token]) => token),
+      ),
+    );
+  }
+
+  #ctx() {
+    return { r: this.#r, o: this.#o };
+  }
+}
