@@ -40,6 +40,23 @@ export class TransactionRequiredError extends EventualError {
 }
 
 /**
+ * The transaction belongs to another database than the outbox's: the message would
+ * be written to that database's outbox and published from there, whatever the outbox
+ * it was meant for. Nothing was written.
+ */
+export class ForeignTransactionError extends EventualError {
+  override name = 'ForeignTransactionError';
+  constructor(operation: string, theirs: string, ours: string) {
+    super(
+      'foreign_transaction',
+      `${operation} got a transaction of database ${theirs}, but this outbox lives in ${ours}: ` +
+        "enqueue with a transaction of the outbox's own knex, or create the outbox on the database you write to",
+      { retriable: false },
+    );
+  }
+}
+
+/**
  * A prepared message was already resolved the other way, e.g. `commit()` after the
  * check-back rolled it back. Nothing is published; the caller must compensate its work.
  */

@@ -2,6 +2,7 @@ export type { BackoffOptions } from '@eventual/core';
 export { type CheckAnswer, type Checker, type OutboxDatabase, outboxDatabase } from './context.js';
 export {
   EventualError,
+  ForeignTransactionError,
   IllegalTransitionError,
   InvalidMessageError,
   InvalidOptionError,

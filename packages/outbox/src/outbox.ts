@@ -1,7 +1,16 @@
-import { InvalidOptionError, integer, isKnexTransaction, isUuid, TypedEmitter } from '@eventual/core';
+import {
+  databaseOf,
+  InvalidOptionError,
+  integer,
+  isKnexTransaction,
+  isUuid,
+  sameDatabase,
+  TypedEmitter,
+} from '@eventual/core';
 import type { Knex } from 'knex';
 import { type CheckAnswer, type Checker, registerContext } from './context.js';
 import {
+  ForeignTransactionError,
   InvalidMessageError,
   PreparedMessageResolvedError,
   TransactionRequiredError,
@@ -107,6 +116,7 @@ export function createOutbox(options: OutboxOptions): Outbox {
   }
 
   async function resolve(id: string, resolution: Resolution, trx: Knex.Transaction | undefined): Promise<void> {
+    if (trx !== undefined) assertTransaction(trx, `outbox.${resolution}`, o.knex);
     const db = trx ?? o.knex;
     assertId(id);
     const resolved = await run<{ state: string }>(db, resolvePrepared(o, id, resolution, 'producer', null));
@@ -123,12 +133,12 @@ export function createOutbox(options: OutboxOptions): Outbox {
       await migrateOutbox(o.knex, { schema: o.schema, table: o.table, ...schemaOptions });
     },
     enqueue: (async (trx: Knex.Transaction, input: MessageInput | MessageInput[]) => {
-      assertTransaction(trx, 'outbox.enqueue');
+      assertTransaction(trx, 'outbox.enqueue', o.knex);
       const messages = await insert(trx, Array.isArray(input) ? input : [input], 'pending', null);
       return Array.isArray(input) ? messages : messages[0];
     }) as Outbox['enqueue'],
     bind(trx, defaults = {}) {
-      assertTransaction(trx, 'outbox.bind');
+      assertTransaction(trx, 'outbox.bind', o.knex);
       const withDefaults = (m: MessageInput): MessageInput => ({
         ...m,
         correlationId: m.correlationId ?? defaults.correlationId,
@@ -142,7 +152,7 @@ export function createOutbox(options: OutboxOptions): Outbox {
       };
     },
     async prepare(input, { trx } = {}) {
-      if (trx !== undefined) assertTransaction(trx, 'outbox.prepare');
+      if (trx !== undefined) assertTransaction(trx, 'outbox.prepare', o.knex);
       const checker = checkerFor(input);
       if (!checker) {
         throw new InvalidOptionError(
@@ -220,7 +230,12 @@ function assertId(id: unknown): void {
   if (!isUuid(id)) throw new InvalidOptionError(`message id must be a UUID, got ${JSON.stringify(id)}`);
 }
 
-/** A plain knex instance would commit the message without the business change: refuse it. */
-function assertTransaction(trx: unknown, operation: string): void {
+/**
+ * A plain knex instance would commit the message without the business change, and a
+ * transaction of another database would put it in that database's outbox: refuse both.
+ */
+function assertTransaction(trx: unknown, operation: string, knex: Knex): void {
   if (!isKnexTransaction(trx)) throw new TransactionRequiredError(operation);
+  if (!sameDatabase(trx, knex))
+    throw new ForeignTransactionError(operation, databaseOf(trx) ?? 'unknown', databaseOf(knex) ?? 'unknown');
 }

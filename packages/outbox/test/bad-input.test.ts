@@ -2,6 +2,7 @@ import {
   createOutbox,
   createRelay,
   createScheduler,
+  ForeignTransactionError,
   IllegalTransitionError,
   InvalidMessageError,
   InvalidOptionError,
@@ -99,6 +100,23 @@ describe('bad input gets a typed error that says what to change, and writes noth
       /needs the knex transaction of your business change/,
     );
     expect(await count(knex)).toBe(0);
+  });
+
+  it("refuses a transaction of another database, which would put the message in that database's outbox", async () => {
+    const ours = await fixture.database();
+    const theirs = await fixture.database();
+    const message = { topic: 'orders', key: 'o-1', type: 'OrderCreated', payload: {} };
+    await expect(theirs.knex.transaction((trx) => ours.outbox.enqueue(trx, message))).rejects.toThrow(
+      ForeignTransactionError,
+    );
+    await expect(theirs.knex.transaction((trx) => ours.outbox.bind(trx).enqueue(message))).rejects.toThrow(
+      /got a transaction of database .*, but this outbox lives in/,
+    );
+    // A second knex instance on the outbox's own database is fine: same host, port and database.
+    const sameDatabase = fixture.connect(ours.url);
+    await sameDatabase.transaction((trx) => ours.outbox.enqueue(trx, message));
+    expect(await count(ours.knex)).toBe(1);
+    expect(await count(theirs.knex)).toBe(0);
   });
 
   it('says the schema is missing instead of failing with a raw driver error', async () => {
