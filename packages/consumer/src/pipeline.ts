@@ -1,7 +1,7 @@
 import { backoffDelay, isDatabaseOutage, OUTAGE_BACKOFF, sleep, sqlStateOf } from '@eventual/core';
 import { InvalidMessageError, type Message } from '@eventual/outbox';
 import type { Knex } from 'knex';
-import { type DeadLetter, deadLetterMessages } from './dead-letter.js';
+import { type DeadLetter, deadLetterMessages } from './dead-letter-message.js';
 import { type Decoded, decodeRecord } from './decode.js';
 import { asError, NonRetriableError, TransactionAbortedError } from './errors.js';
 import type { ConsumerCounters, Events, RecordPosition } from './events.js';
