@@ -14,7 +14,7 @@ import { type ConsumerCounters, type ConsumerEventMap, type ConsumerEventName, E
 import type { Handler, HandlerOptions, RegisteredHandler } from './handler.js';
 import { migrateInbox } from './migrations.js';
 import { type ConsumerOptions, type ResolvedConsumerOptions, resolveConsumerOptions } from './options.js';
-import { createPipeline } from './pipeline.js';
+import { createPipeline } from './pipeline/index.js';
 
 import { probeInbox } from './sql/inbox.js';
 import { run } from './sql/statement.js';
@@ -69,7 +69,7 @@ export interface Consumer extends Lifecycle {
  * An idempotent consumer: each record is handled in one PostgreSQL transaction that
  * also records `(consumer, message id)` in the inbox, and its offset is committed only
  * after that transaction committed. In batch mode (`batchSize` > 1) consecutive records
- * of a partition share that transaction. See pipeline.ts for the fixed order of steps.
+ * of a partition share that transaction. See pipeline/index.ts for the fixed order of steps.
  */
 export function createConsumer(options: ConsumerOptions): Consumer {
   const o = resolveConsumerOptions(options);
