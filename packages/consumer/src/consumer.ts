@@ -1,4 +1,5 @@
 import {
+  asError,
   InvalidOptionError,
   type Lifecycle,
   type LifecycleState,
@@ -9,7 +10,6 @@ import {
 } from '@eventual/core';
 import type { JsonValue } from '@eventual/outbox';
 import { cleanInbox, inboxCleanupJob } from './cleanup.js';
-import { asError } from './errors.js';
 import { type ConsumerCounters, type ConsumerEventMap, type ConsumerEventName, Events } from './events.js';
 import type { Handler, HandlerOptions, RegisteredHandler } from './handler.js';
 import { migrateInbox } from './migrations.js';
