@@ -73,7 +73,7 @@ export interface Consumer extends Lifecycle {
  */
 export function createConsumer(options: ConsumerOptions): Consumer {
   const o = resolveConsumerOptions(options);
-  const events = new Events();
+  const events = new Events('consumer', o.logger);
   const counters: ConsumerCounters = {
     processed: 0,
     duplicates: 0,
