@@ -1,4 +1,5 @@
 import {
+  asError,
   InvalidOptionError,
   type Lifecycle,
   type LifecycleState,
@@ -9,12 +10,11 @@ import {
 } from '@eventual/core';
 import type { JsonValue } from '@eventual/outbox';
 import { cleanInbox, inboxCleanupJob } from './cleanup.js';
-import { asError } from './errors.js';
 import { type ConsumerCounters, type ConsumerEventMap, type ConsumerEventName, Events } from './events.js';
 import type { Handler, HandlerOptions, RegisteredHandler } from './handler.js';
 import { migrateInbox } from './migrations.js';
 import { type ConsumerOptions, type ResolvedConsumerOptions, resolveConsumerOptions } from './options.js';
-import { createPipeline } from './pipeline.js';
+import { createPipeline } from './pipeline/index.js';
 
 import { probeInbox } from './sql/inbox.js';
 import { run } from './sql/statement.js';
@@ -69,11 +69,11 @@ export interface Consumer extends Lifecycle {
  * An idempotent consumer: each record is handled in one PostgreSQL transaction that
  * also records `(consumer, message id)` in the inbox, and its offset is committed only
  * after that transaction committed. In batch mode (`batchSize` > 1) consecutive records
- * of a partition share that transaction. See pipeline.ts for the fixed order of steps.
+ * of a partition share that transaction. See pipeline/index.ts for the fixed order of steps.
  */
 export function createConsumer(options: ConsumerOptions): Consumer {
   const o = resolveConsumerOptions(options);
-  const events = new Events();
+  const events = new Events('consumer', o.logger);
   const counters: ConsumerCounters = {
     processed: 0,
     duplicates: 0,

@@ -1,11 +1,4 @@
-import {
-  asError,
-  EventualError,
-  type FailedStatement,
-  isMissingSchema,
-  SchemaNotReadyError,
-  sqlStateOf,
-} from '@eventual/core';
+import { EventualError, type FailedStatement, isMissingSchema, SchemaNotReadyError, sqlStateOf } from '@eventual/core';
 
 /**
  * Throw this from a handler when retrying cannot help (the message asks for something
@@ -63,5 +56,3 @@ export function translateInboxError({ statement, detail, error }: FailedStatemen
   if (sqlStateOf(error) === 'EV002') return new IllegalInboxTransitionError(`${statement.name}: ${detail}`, error);
   return undefined;
 }
-
-export { asError };

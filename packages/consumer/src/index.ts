@@ -1,5 +1,5 @@
 export { type Consumer, type ConsumerLag, type ConsumerState, createConsumer, type PartitionLag } from './consumer.js';
-export { DLQ_HEADER } from './dead-letter.js';
+export { DLQ_HEADER } from './dead-letter-message.js';
 export {
   IllegalInboxTransitionError,
   NonRetriableError,

@@ -1,4 +1,4 @@
-import { type BackoffPolicy, backoffDelay, sqlStateOf } from '@eventual/core';
+import { sqlStateOf } from '@eventual/core';
 
 /**
  * Retriability is data on the error: a handler error is retried unless it says
@@ -8,11 +8,6 @@ import { type BackoffPolicy, backoffDelay, sqlStateOf } from '@eventual/core';
  */
 export function isRetriable(error: unknown): boolean {
   return (error as { retriable?: unknown } | null)?.retriable !== false;
-}
-
-/** The delay before attempt `failedAttempts + 1`, jittered. */
-export function retryDelay(failedAttempts: number, policy: BackoffPolicy): number {
-  return backoffDelay(failedAttempts, policy);
 }
 
 /**

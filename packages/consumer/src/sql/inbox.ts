@@ -11,8 +11,12 @@ export interface InboxKey {
 
 const COLUMNS = `consumer, message_id, topic, partition, "offset"`;
 const values = (k: InboxKey) => [k.consumer, k.messageId, k.topic, k.partition, k.offset];
-/** A redelivery may come from another offset (a republished duplicate): keep the latest. */
-const WHERE_FROM = `topic = excluded.topic, partition = excluded.partition, "offset" = excluded."offset"`;
+/**
+ * Assignments for the SET list of every upsert below: the row keeps the position of
+ * the latest delivery, since a redelivery may come from another offset (a republished
+ * duplicate).
+ */
+const SET_LATEST_POSITION = `topic = excluded.topic, partition = excluded.partition, "offset" = excluded."offset"`;
 
 /**
  * The duplicate check, run first inside the handler's transaction: inserts the row as
@@ -34,7 +38,7 @@ export function claimMessage(table: string, key: InboxKey): Statement {
       insert into ${table} as i (${COLUMNS}, state, attempts, processed_at)
       values (?, ?, ?, ?, ?, 'processed', 1, now())
       on conflict (consumer, message_id) do update
-        set state = 'processed', attempts = i.attempts + 1, error = null, processed_at = now(), ${WHERE_FROM}
+        set state = 'processed', attempts = i.attempts + 1, error = null, processed_at = now(), ${SET_LATEST_POSITION}
         where i.state = 'retrying'
       returning attempts`,
     bindings: values(key),
@@ -61,7 +65,7 @@ export function claimMessages(
         from unnest(?::text[], ?::bigint[]) with ordinality as r(message_id, "offset", n)
        order by r.n
       on conflict (consumer, message_id) do update
-        set state = 'processed', attempts = i.attempts + 1, error = null, processed_at = now(), ${WHERE_FROM}
+        set state = 'processed', attempts = i.attempts + 1, error = null, processed_at = now(), ${SET_LATEST_POSITION}
         where i.state = 'retrying'
       returning message_id, attempts`,
     bindings: [at.consumer, at.topic, at.partition, records.map((r) => r.messageId), records.map((r) => r.offset)],
@@ -81,7 +85,7 @@ export function recordFailure(table: string, key: InboxKey, attempts: number, er
       insert into ${table} as i (${COLUMNS}, state, attempts, error)
       values (?, ?, ?, ?, ?, 'retrying', ?, ?)
       on conflict (consumer, message_id) do update
-        set attempts = greatest(i.attempts, excluded.attempts), error = excluded.error, ${WHERE_FROM}
+        set attempts = greatest(i.attempts, excluded.attempts), error = excluded.error, ${SET_LATEST_POSITION}
         where i.state = 'retrying'
       returning attempts`,
     bindings: [...values(key), attempts, error],
@@ -101,7 +105,7 @@ export function settleDead(table: string, key: InboxKey, attempts: number, error
       values (?, ?, ?, ?, ?, 'dead', ?, ?, now())
       on conflict (consumer, message_id) do update
         set state = 'dead', attempts = greatest(i.attempts, excluded.attempts), error = excluded.error,
-            processed_at = now(), ${WHERE_FROM}
+            processed_at = now(), ${SET_LATEST_POSITION}
         where i.state = 'retrying'
       returning attempts`,
     bindings: [...values(key), attempts, error],

@@ -101,6 +101,7 @@ function valueAsPayload(value: Buffer | null): { payload: JsonValue; encoding: s
   }
 }
 
-function truncate(text: string, max = MAX_ERROR_CHARS): string {
+/** At most `max` characters, marked when cut: for error texts in headers and inbox rows. */
+export function truncate(text: string, max = MAX_ERROR_CHARS): string {
   return text.length <= max ? text : `${text.slice(0, max - 15)}... (truncated)`;
 }
