@@ -13,7 +13,7 @@ export async function cleanInbox(o: ResolvedConsumerOptions, events: Events): Pr
     total += row?.deleted ?? 0;
     if ((row?.deleted ?? 0) < batchSize) break;
   }
-  if (total > 0) events.emit('inbox:cleaned', { consumer: o.name, deleted: total });
+  if (total > 0) events.emit('inbox:cleaned', { consumer: o.name, instanceId: o.instanceId, deleted: total });
   return total;
 }
 

@@ -112,6 +112,7 @@ export function createConsumer(options: ConsumerOptions): Consumer {
       counters.errors += 1;
       events.emit('consumer:error', {
         consumer: o.name,
+        instanceId: o.instanceId,
         topic: first.topic,
         partition: first.partition,
         offset: first.offset,
@@ -140,12 +141,12 @@ export function createConsumer(options: ConsumerOptions): Consumer {
   function assigned(partitions: TopicPartition[]) {
     const owned = new Set(partitions.map((p) => `${p.topic}\u0000${p.partition}`));
     for (const key of lag.keys()) if (!owned.has(key)) lag.delete(key);
-    events.emit('consumer:assigned', { consumer: o.name, partitions });
+    events.emit('consumer:assigned', { consumer: o.name, instanceId: o.instanceId, partitions });
   }
 
   function subscriberError(error: Error, fatal: boolean) {
     counters.errors += 1;
-    events.emit('consumer:error', { consumer: o.name, error, fatal });
+    events.emit('consumer:error', { consumer: o.name, instanceId: o.instanceId, error, fatal });
   }
 
   const parts = lifecycle(`consumer '${o.name}'`, {

@@ -15,6 +15,8 @@ export type DeadLetterReason =
 /** Where a record sits on Kafka. */
 export interface RecordPosition {
   consumer: string;
+  /** The consumer instance that handled it (its `instanceId`). */
+  instanceId: string;
   topic: string;
   partition: number;
   offset: string;
@@ -48,11 +50,15 @@ export interface ConsumerEventMap {
    * record is retried with backoff, without counting an attempt, until it works.
    * `fatal`: the subscriber gave up and the consumer receives nothing more.
    */
-  'consumer:error': Partial<RecordPosition> & { consumer: string; error: Error; fatal: boolean };
+  'consumer:error': Partial<RecordPosition> & { consumer: string; instanceId: string; error: Error; fatal: boolean };
   /** The partitions this instance owns after a group (re)join. */
-  'consumer:assigned': { consumer: string; partitions: Array<{ topic: string; partition: number }> };
+  'consumer:assigned': {
+    consumer: string;
+    instanceId: string;
+    partitions: Array<{ topic: string; partition: number }>;
+  };
   /** A retention cleanup run deleted this many settled inbox rows. */
-  'inbox:cleaned': { consumer: string; deleted: number };
+  'inbox:cleaned': { consumer: string; instanceId: string; deleted: number };
 }
 
 export type ConsumerEventName = keyof ConsumerEventMap;

@@ -78,8 +78,6 @@ export interface RetentionOptions {
   /** Rows per DELETE, and DELETEs per run. Defaults 1,000 and 20. */
   batchSize?: number;
   maxBatches?: number;
-  /** How long a run may hold its cluster-wide lease (node-cron `distributedLease`). Default 5 min. */
-  runLeaseMs?: number;
 }
 
 export interface ResolvedConsumerOptions {
@@ -100,8 +98,6 @@ export interface ResolvedConsumerOptions {
   retention: Required<RetentionOptions>;
   instanceId: string;
   logger: Logger;
-  /** The lease table of the outbox's database, for the cleanup job's run leases. */
-  leasesTable: string;
 }
 
 export function resolveConsumerOptions(options: ConsumerOptions): ResolvedConsumerOptions {
@@ -175,7 +171,6 @@ export function resolveConsumerOptions(options: ConsumerOptions): ResolvedConsum
     retention: resolveRetention(options.retention),
     instanceId: nonEmptyString('instanceId', options.instanceId ?? defaultInstanceId()),
     logger: resolveLogger(options.logger),
-    leasesTable: database.leasesTable,
   };
 }
 
@@ -188,7 +183,7 @@ function resolveLogger(logger: unknown): Logger {
 
 function resolveRetention(value: RetentionOptions | undefined): Required<RetentionOptions> {
   const given = (value === undefined ? {} : object('retention', value)) as RetentionOptions;
-  knownKeys('retention', given, ['keepMs', 'schedule', 'batchSize', 'maxBatches', 'runLeaseMs']);
+  knownKeys('retention', given, ['keepMs', 'schedule', 'batchSize', 'maxBatches']);
   const schedule = given.schedule ?? '41 */5 * * * *';
   if (schedule !== false && (typeof schedule !== 'string' || !cron.validate(schedule)))
     throw new InvalidOptionError(
@@ -199,6 +194,5 @@ function resolveRetention(value: RetentionOptions | undefined): Required<Retenti
     schedule,
     batchSize: integer('retention.batchSize', given.batchSize ?? 1_000, 1, 100_000),
     maxBatches: integer('retention.maxBatches', given.maxBatches ?? 20, 1, 10_000),
-    runLeaseMs: integer('retention.runLeaseMs', given.runLeaseMs ?? 300_000, 1_000),
   };
 }

@@ -74,7 +74,7 @@ async function attemptBatch(ctx: PipelineContext, batch: Ready[]): Promise<boole
     // (connection, inbox, an unknown COMMIT outcome) is reported here as well.
     if (outage || (!handlersFailed && !commitFailedByHandler(error))) {
       counters.errors += 1;
-      events.emit('consumer:error', { ...first, error: asError(error), fatal: false });
+      events.emit('consumer:error', { ...first, instanceId: ctx.o.instanceId, error: asError(error), fatal: false });
     }
     return false;
   }

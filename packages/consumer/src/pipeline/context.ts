@@ -47,5 +47,11 @@ export function isReady(prepared: Prepared): prepared is Ready {
 
 /** Where a record sits on Kafka, for this consumer's events and inbox keys. */
 export function position({ o }: PipelineContext, record: InboundRecord): RecordPosition {
-  return { consumer: o.name, topic: record.topic, partition: record.partition, offset: record.offset };
+  return {
+    consumer: o.name,
+    instanceId: o.instanceId,
+    topic: record.topic,
+    partition: record.partition,
+    offset: record.offset,
+  };
 }
