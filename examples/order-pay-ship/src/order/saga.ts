@@ -1,4 +1,4 @@
-import { defineSaga, type SagaDefinition } from '@eventual/consumer';
+import { defineSaga, type SagaDefinition } from '@eventual/saga';
 import type { Knex } from 'knex';
 import { reasonOf } from '../shared/messages.js';
 import { MESSAGE, type Topics } from '../shared/topics.js';

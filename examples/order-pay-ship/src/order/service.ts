@@ -1,4 +1,4 @@
-import { createSagaOrchestrator, SAGA_REPLY_TYPE } from '@eventual/consumer';
+import { createSagaOrchestrator, SAGA_REPLY_TYPE } from '@eventual/saga';
 import { type Env, integerVar, type MessagingConfig, messagingConfig } from '../shared/config.js';
 import { connect, ensureDatabase } from '../shared/database.js';
 import { demoSeed } from '../shared/demo-data.js';

@@ -1,4 +1,4 @@
-import { type CommandHandler, CommandRejected } from '@eventual/consumer';
+import { type CommandHandler, CommandRejected } from '@eventual/saga';
 import type { PaymentCommand } from '../shared/messages.js';
 
 // Both run inside the participant helper: in the consumer's transaction (a savepoint

@@ -1,4 +1,4 @@
-import { createParticipant } from '@eventual/consumer';
+import { createParticipant } from '@eventual/saga';
 import { type Env, integerVar, type MessagingConfig, messagingConfig, required } from '../shared/config.js';
 import { connect, ensureDatabase } from '../shared/database.js';
 import { demoSeed } from '../shared/demo-data.js';

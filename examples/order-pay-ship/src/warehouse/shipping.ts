@@ -1,5 +1,6 @@
-import { type Handler, SAGA_HEADER, SAGA_REPLY_TYPE, sagaReply } from '@eventual/consumer';
+import type { Handler } from '@eventual/consumer';
 import { type Checker, type Message, type Outbox, PreparedMessageResolvedError } from '@eventual/outbox';
+import { SAGA_HEADER, SAGA_REPLY_TYPE, sagaReply } from '@eventual/saga';
 import type { Knex } from 'knex';
 import { errorText, type Logger } from '../shared/log.js';
 import type { ShipmentCommand } from '../shared/messages.js';

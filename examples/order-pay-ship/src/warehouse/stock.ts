@@ -1,4 +1,4 @@
-import { type CommandHandler, CommandRejected } from '@eventual/consumer';
+import { type CommandHandler, CommandRejected } from '@eventual/saga';
 import type { StockCommand } from '../shared/messages.js';
 
 // Participant handlers (see payment/handlers.ts for what the helper guarantees).

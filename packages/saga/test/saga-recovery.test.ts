@@ -1,9 +1,9 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { createSagaOrchestrator, SAGA_REPLY_TYPE } from '@eventual/consumer';
 import { waitUntil } from '@eventual/devstack';
 import { createScheduler } from '@eventual/outbox';
+import { createSagaOrchestrator, SAGA_REPLY_TYPE } from '@eventual/saga';
 import { describe, expect, it } from 'vitest';
 import { threeStepSaga } from './fixtures/three-step-saga.js';
 import { sagaWorld } from './saga-support.js';

@@ -1,5 +1,7 @@
+import { statementRunner } from '@eventual/core';
 import type { Knex } from 'knex';
-import { run } from '../sql/statement.js';
+
+const run = statementRunner();
 
 export interface SagaRow {
   id: string;
