@@ -13,25 +13,22 @@ export {
   StepBuilder,
   type StepDefinition,
 } from './definition.js';
+export { CommandRejected, SagaConcurrencyError, SagaStateError } from './errors.js';
 export { participantMigrations, sagaMigrations } from './migrations.js';
 export {
   createSagaOrchestrator,
   type OrchestratorOptions,
-  SagaConcurrencyError,
   type SagaEventMap,
   type SagaInstance,
   type SagaOrchestrator,
-  SagaStateError,
-  type SagaStatus,
 } from './orchestrator.js';
 export {
   type CommandContext,
   type CommandHandler,
-  CommandRejected,
   createParticipant,
   type Participant,
   type ParticipantOptions,
   sagaReply,
 } from './participant.js';
 export { type ReplyOutcome, SAGA_HEADER, SAGA_REPLY_TYPE, type SagaPhase } from './protocol.js';
-export type { SagaHistoryEntry } from './sql.js';
+export type { SagaHistoryEntry, SagaStatus } from './state.js';

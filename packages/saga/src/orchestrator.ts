@@ -2,11 +2,11 @@ import {
   type BackoffPolicy,
   backoff,
   backoffDelay,
-  EventualError,
   InvalidOptionError,
   identifier,
   integer,
   knownKeys,
+  qualified,
   runMigrations,
   TypedEmitter,
   topicName,
@@ -14,11 +14,12 @@ import {
 import type { BoundOutbox, JsonValue, Message, Outbox } from '@eventual/outbox';
 import type { Knex } from 'knex';
 import type { AnySagaDefinition, CommandSpec, SagaData, SagaDefinition, StepDefinition } from './definition.js';
+import { SagaConcurrencyError, SagaStateError } from './errors.js';
 import { sagaMigrations } from './migrations.js';
 import { type ReplyOutcome, SAGA_HEADER, type SagaPhase } from './protocol.js';
-import { type SagaHistoryEntry, type SagaRow, sagaSql } from './sql.js';
-
-export type SagaStatus = SagaRow['status'];
+import { countSagasByStatus, insertSaga, listSagas, lockDueSagas, selectSaga, updateSaga } from './sql/sagas.js';
+import { runSagaStatement } from './sql/statement.js';
+import type { SagaHistoryEntry, SagaRow, SagaStatus } from './state.js';
 
 /** A saga instance as the query functions return it. */
 export interface SagaInstance<D extends SagaData = SagaData> {
@@ -65,24 +66,6 @@ export interface OrchestratorOptions {
   retryBackoff?: { initialMs?: number; maxMs?: number; factor?: number; jitter?: number };
   /** Due sagas handled per sweep. Default 100. */
   sweepBatchSize?: number;
-}
-
-/** The saga was changed by someone else between read and write; retrying re-reads it. */
-export class SagaConcurrencyError extends EventualError {
-  override name = 'SagaConcurrencyError';
-  constructor(sagaId: string) {
-    super('saga_concurrent_update', `saga ${sagaId} was advanced concurrently; retry with a fresh read`, {
-      retriable: true,
-    });
-  }
-}
-
-/** The request does not fit the saga's state (e.g. resuming a saga that has not failed). */
-export class SagaStateError extends EventualError {
-  override name = 'SagaStateError';
-  constructor(message: string) {
-    super('saga_state', message, { retriable: false });
-  }
 }
 
 const MAX_HISTORY = 200;
@@ -143,7 +126,7 @@ export function createSagaOrchestrator(options: OrchestratorOptions): SagaOrches
   }
   if (definitions.size === 0)
     throw new InvalidOptionError('createSagaOrchestrator needs sagas: [defineSaga(...).build(), ...]');
-  const sql = sagaSql(`"${schema}"."${table}"`);
+  const sagas = qualified(schema, table);
   const events = new TypedEmitter<SagaEventMap>();
 
   const definitionOf = (type: string) => {
@@ -207,7 +190,7 @@ export function createSagaOrchestrator(options: OrchestratorOptions): SagaOrches
       this.log(phase, 'sent');
       this.row.waiting = 'reply';
       const deadline = this.step().deadline;
-      this.row.wake_at = deadline ? new Date(Date.now() + deadline.afterMs) : null;
+      this.row.wakeAt = deadline ? new Date(Date.now() + deadline.afterMs) : null;
     }
 
     /** Runs a local action in a savepoint, so a throwing action leaves no partial writes. */
@@ -251,7 +234,7 @@ export function createSagaOrchestrator(options: OrchestratorOptions): SagaOrches
       this.row.status = 'compensating';
       this.row.step = fromStep;
       this.row.attempt = 0;
-      this.row.last_error = reason;
+      this.row.lastError = reason;
       const { id, type } = this.row;
       afterCommit(this.trx, () => events.emit('saga:compensating', { sagaId: id, type, fromStep: failedStep, reason }));
       return this.compensate();
@@ -282,12 +265,12 @@ export function createSagaOrchestrator(options: OrchestratorOptions): SagaOrches
     /** Compensations are retried with backoff until they succeed, or `failed` after the limit. */
     compensationFailed(error: string): void {
       this.log('compensate', 'failed', error);
-      this.row.last_error = `compensation of step '${this.step().name}' failed (attempt ${this.row.attempt}): ${error}`;
+      this.row.lastError = `compensation of step '${this.step().name}' failed (attempt ${this.row.attempt}): ${error}`;
       if (this.row.attempt >= maxCompensationAttempts) {
         this.finish('failed');
-        const { id, type, last_error } = this.row;
+        const { id, type, lastError } = this.row;
         const step = this.step().name;
-        afterCommit(this.trx, () => events.emit('saga:failed', { sagaId: id, type, step, error: last_error ?? error }));
+        afterCommit(this.trx, () => events.emit('saga:failed', { sagaId: id, type, step, error: lastError ?? error }));
         return;
       }
       this.scheduleRetry();
@@ -295,13 +278,13 @@ export function createSagaOrchestrator(options: OrchestratorOptions): SagaOrches
 
     scheduleRetry(): void {
       this.row.waiting = 'retry';
-      this.row.wake_at = new Date(Date.now() + backoffDelay(this.row.attempt, retryPolicy));
+      this.row.wakeAt = new Date(Date.now() + backoffDelay(this.row.attempt, retryPolicy));
     }
 
     finish(status: 'completed' | 'compensated' | 'failed'): void {
       this.row.status = status;
       this.row.waiting = null;
-      this.row.wake_at = null;
+      this.row.wakeAt = null;
     }
 
     async onReply(outcome: ReplyOutcome, retriable: boolean, payload: JsonValue): Promise<void> {
@@ -356,7 +339,7 @@ export function createSagaOrchestrator(options: OrchestratorOptions): SagaOrches
     }
 
     async save(): Promise<void> {
-      const [updated] = await sql.update(this.trx, this.row);
+      const [updated] = await runSagaStatement(this.trx, updateSaga(sagas, this.row, JSON.stringify(this.row.data)));
       if (!updated) throw new SagaConcurrencyError(this.row.id);
     }
   }
@@ -372,11 +355,11 @@ export function createSagaOrchestrator(options: OrchestratorOptions): SagaOrches
       data: row.data as D,
       version: row.version,
       waiting: row.waiting,
-      wakeAt: row.wake_at,
-      lastError: row.last_error,
+      wakeAt: row.wakeAt,
+      lastError: row.lastError,
       history: row.history,
-      createdAt: row.created_at,
-      updatedAt: row.updated_at,
+      createdAt: row.createdAt,
+      updatedAt: row.updatedAt,
     };
   };
 
@@ -397,9 +380,12 @@ export function createSagaOrchestrator(options: OrchestratorOptions): SagaOrches
         );
       if (definitions.get(saga.name) !== (saga as unknown))
         throw new InvalidOptionError(`saga '${saga.name}' is not registered with this orchestrator`);
-      const [inserted] = await sql.insert(trx, { id, type: saga.name, data });
+      const [inserted] = await runSagaStatement<SagaRow>(
+        trx,
+        insertSaga(sagas, { id, type: saga.name }, JSON.stringify(data)),
+      );
       if (!inserted) {
-        const [existing] = await sql.select(trx, id);
+        const [existing] = await runSagaStatement<SagaRow>(trx, selectSaga(sagas, id));
         return toInstance<typeof data>(existing!);
       }
       const run = new Run(trx, outbox.bind(trx, { correlationId: id }), definitionOf(saga.name), inserted);
@@ -425,7 +411,7 @@ export function createSagaOrchestrator(options: OrchestratorOptions): SagaOrches
           `message ${message.id} of type ${message.type} is not a saga reply: saga-id, saga-step, saga-phase and saga-outcome headers are required`,
         );
       }
-      const [row] = await sql.select(trx, sagaId);
+      const [row] = await runSagaStatement<SagaRow>(trx, selectSaga(sagas, sagaId));
       const ignore = (reason: string) =>
         afterCommit(trx, () => events.emit('saga:replyIgnored', { sagaId, step, phase, reason }));
       if (!row) return ignore('no such saga');
@@ -441,7 +427,7 @@ export function createSagaOrchestrator(options: OrchestratorOptions): SagaOrches
 
     async sweep() {
       return knex.transaction(async (trx) => {
-        const due = await sql.lockDue(trx, sweepBatchSize);
+        const due = await runSagaStatement<SagaRow>(trx, lockDueSagas(sagas, sweepBatchSize));
         for (const row of due) {
           const run = new Run(trx, outbox.bind(trx, { correlationId: row.id }), definitionOf(row.type), row);
           await run.onWake();
@@ -453,7 +439,7 @@ export function createSagaOrchestrator(options: OrchestratorOptions): SagaOrches
 
     async resume(sagaId) {
       return knex.transaction(async (trx) => {
-        const [row] = await sql.select(trx, sagaId);
+        const [row] = await runSagaStatement<SagaRow>(trx, selectSaga(sagas, sagaId));
         if (!row) throw new SagaStateError(`no saga with id ${sagaId}`);
         if (row.status !== 'failed')
           throw new SagaStateError(`saga ${sagaId} is ${row.status}; only a failed saga can be resumed`);
@@ -468,18 +454,20 @@ export function createSagaOrchestrator(options: OrchestratorOptions): SagaOrches
     },
 
     async get(sagaId) {
-      const [row] = await sql.select(knex, sagaId);
+      const [row] = await runSagaStatement<SagaRow>(knex, selectSaga(sagas, sagaId));
       return row ? toInstance(row) : undefined;
     },
 
     async list({ status, type, limit = 100, afterId } = {}) {
       integer('limit', limit, 1, 10_000);
-      return (await sql.list(knex, status ?? null, type ?? null, limit, afterId ?? null)).map((row) => toInstance(row));
+      const filter = { status: status ?? null, type: type ?? null, afterId: afterId ?? null, limit };
+      return (await runSagaStatement<SagaRow>(knex, listSagas(sagas, filter))).map((row) => toInstance(row));
     },
 
     async countByStatus() {
       const counts: Partial<Record<SagaStatus, number>> = {};
-      for (const { status, count } of await sql.countByStatus(knex)) counts[status as SagaStatus] = count;
+      const rows = await runSagaStatement<{ status: SagaStatus; count: number }>(knex, countSagasByStatus(sagas));
+      for (const { status, count } of rows) counts[status] = count;
       return counts;
     },
 

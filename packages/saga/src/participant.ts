@@ -1,26 +1,11 @@
-import { EventualError, InvalidOptionError, identifier, nonEmptyString, runMigrations } from '@eventual/core';
+import { InvalidOptionError, identifier, nonEmptyString, qualified, runMigrations } from '@eventual/core';
 import type { BoundOutbox, JsonValue, Message, MessageInput } from '@eventual/outbox';
 import type { Knex } from 'knex';
+import { CommandRejected } from './errors.js';
 import { participantMigrations } from './migrations.js';
 import { SAGA_HEADER, SAGA_REPLY_TYPE, type SagaPhase } from './protocol.js';
-import { participantSql } from './sql.js';
-
-/**
- * Throw from a participant command handler to answer "failure" (insufficient funds,
- * out of stock). Everything the handler wrote is rolled back (it runs in a
- * savepoint), the failure reply is sent, and the record counts as processed. With
- * `retriable: true` the orchestrator may send the command again (per its retry
- * policy) and the failure is not remembered; otherwise it is final for this step.
- * A rejected compensation is never final: the orchestrator retries it with backoff.
- */
-export class CommandRejected extends EventualError {
-  override name = 'CommandRejected';
-  readonly reply: JsonValue;
-  constructor(reason: string, options: { reply?: { [key: string]: JsonValue }; retriable?: boolean } = {}) {
-    super('command_rejected', reason, { retriable: options.retriable ?? false });
-    this.reply = { reason, ...(options.reply ?? {}) };
-  }
-}
+import { type ParticipantLogRow, recordStep, selectStep } from './sql/participant-log.js';
+import { runParticipantStatement as run } from './sql/statement.js';
 
 export interface CommandContext {
   /** The participant's transaction: its writes commit with the reply. */
@@ -67,7 +52,7 @@ export function createParticipant(options: ParticipantOptions): Participant {
   const name = nonEmptyString('name', options?.name, 100);
   const schema = identifier('schema', options.schema ?? 'eventual');
   const table = identifier('table', options.table ?? 'saga_participant_log');
-  const sql = participantSql(`"${schema}"."${table}"`);
+  const log = qualified(schema, table);
 
   return {
     async migrate(knex) {
@@ -90,17 +75,20 @@ export function createParticipant(options: ParticipantOptions): Participant {
         const reply = (outcome: 'success' | 'failure', payload: JsonValue, retriable = false) =>
           outbox.enqueue(sagaReply(message, outcome, payload, { retriable }));
 
-        const log = await sql.lockStep(trx, name, sagaId, step);
-        const done = log.find((entry) => entry.phase === phase);
+        const key = { participant: name, sagaId, step };
+        const record = (outcome: ParticipantLogRow['outcome'], payload: unknown) =>
+          run(trx, recordStep(log, key, { phase, outcome, reply: payload, commandId: message.id }));
+        const entries = await run<ParticipantLogRow>(trx, selectStep(log, key));
+        const done = entries.find((entry) => entry.phase === phase);
         if (done) {
           // A re-sent command: answer as before, act never again.
           await reply(done.outcome === 'failure' ? 'failure' : 'success', done.reply as JsonValue);
           return;
         }
-        const forward = log.find((entry) => entry.phase === 'forward');
-        if (phase === 'forward' && log.some((entry) => entry.phase === 'compensate')) {
+        const forward = entries.find((entry) => entry.phase === 'forward');
+        if (phase === 'forward' && entries.some((entry) => entry.phase === 'compensate')) {
           const refusal = { reason: 'this step was already compensated; the late command is refused without effect' };
-          await sql.record(trx, name, sagaId, step, phase, 'failure', refusal, message.id);
+          await record('failure', refusal);
           await reply('failure', refusal);
           return;
         }
@@ -108,7 +96,7 @@ export function createParticipant(options: ParticipantOptions): Participant {
           const nothing = {
             reason: forward ? 'the step had failed: nothing to undo' : 'the step never ran here: nothing to undo',
           };
-          await sql.record(trx, name, sagaId, step, phase, 'skipped', nothing, message.id);
+          await record('skipped', nothing);
           await reply('success', nothing);
           return;
         }
@@ -117,14 +105,14 @@ export function createParticipant(options: ParticipantOptions): Participant {
             handler({ trx: savepoint, command: message, sagaId, phase }),
           );
           const payload: JsonValue = result ?? {};
-          await sql.record(trx, name, sagaId, step, phase, 'success', payload, message.id);
+          await record('success', payload);
           await reply('success', payload);
         } catch (error) {
           if (!(error instanceof CommandRejected)) throw error; // a real fault: the consumer retries it
           // Only a final forward refusal is remembered. A compensation is retried until it
           // succeeds, so its failure must not be replayed to the next attempt.
           const final = phase === 'forward' && !error.retriable;
-          if (final) await sql.record(trx, name, sagaId, step, phase, 'failure', error.reply, message.id);
+          if (final) await record('failure', error.reply);
           await reply('failure', error.reply, !final);
         }
       };
