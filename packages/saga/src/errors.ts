@@ -1,5 +1,5 @@
 import { EventualError, type FailedStatement, isMissingSchema, SchemaNotReadyError } from '@eventual/core';
-import type { JsonValue } from '@eventual/outbox';
+import type { JsonValue, Message } from '@eventual/outbox';
 
 /** The saga was changed by someone else between read and write; retrying re-reads it. */
 export class SagaConcurrencyError extends EventualError {
@@ -16,6 +16,22 @@ export class SagaStateError extends EventualError {
   override name = 'SagaStateError';
   constructor(message: string) {
     super('saga_state', message, { retriable: false });
+  }
+}
+
+/**
+ * A message handed to a saga handler lacks the saga headers (or has wrong ones): it is
+ * not a saga command or reply, and no retry can make it one, so the consumer
+ * dead-letters it at once.
+ */
+export class MalformedSagaMessageError extends EventualError {
+  override name = 'MalformedSagaMessageError';
+  constructor(message: Message<unknown>, what: 'command' | 'reply', required: string) {
+    super(
+      'malformed_saga_message',
+      `message ${message.id} (${message.type}) is not a saga ${what}: ${required} headers are required`,
+      { retriable: false },
+    );
   }
 }
 

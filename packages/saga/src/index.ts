@@ -13,7 +13,7 @@ export {
   StepBuilder,
   type StepDefinition,
 } from './definition.js';
-export { CommandRejected, SagaConcurrencyError, SagaStateError } from './errors.js';
+export { CommandRejected, MalformedSagaMessageError, SagaConcurrencyError, SagaStateError } from './errors.js';
 export { participantMigrations, sagaMigrations } from './migrations.js';
 export {
   createSagaOrchestrator,
@@ -28,7 +28,17 @@ export {
   createParticipant,
   type Participant,
   type ParticipantOptions,
-  sagaReply,
 } from './participant.js';
-export { type ReplyOutcome, SAGA_HEADER, SAGA_REPLY_TYPE, type SagaPhase } from './protocol.js';
+export {
+  parseSagaCommand,
+  parseSagaReply,
+  type ReplyOutcome,
+  SAGA_HEADER,
+  SAGA_REPLY_TYPE,
+  type SagaAddress,
+  type SagaCommand,
+  type SagaPhase,
+  type SagaReply,
+  sagaReply,
+} from './protocol.js';
 export type { SagaHistoryEntry, SagaStatus } from './state.js';

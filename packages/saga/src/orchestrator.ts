@@ -16,7 +16,7 @@ import type { Knex } from 'knex';
 import type { AnySagaDefinition, CommandSpec, SagaData, SagaDefinition, StepDefinition } from './definition.js';
 import { SagaConcurrencyError, SagaStateError } from './errors.js';
 import { sagaMigrations } from './migrations.js';
-import { type ReplyOutcome, SAGA_HEADER, type SagaPhase } from './protocol.js';
+import { commandHeaders, parseSagaReply, type ReplyOutcome, type SagaPhase } from './protocol.js';
 import { countSagasByStatus, insertSaga, listSagas, lockDueSagas, selectSaga, updateSaga } from './sql/sagas.js';
 import { runSagaStatement } from './sql/statement.js';
 import type { SagaHistoryEntry, SagaRow, SagaStatus } from './state.js';
@@ -178,14 +178,14 @@ export function createSagaOrchestrator(options: OrchestratorOptions): SagaOrches
         type: command.type,
         payload: command.payload(this.data, id),
         correlationId: id,
-        headers: {
-          [SAGA_HEADER.id]: id,
-          [SAGA_HEADER.type]: type,
-          [SAGA_HEADER.step]: String(this.row.step),
-          [SAGA_HEADER.phase]: phase,
-          [SAGA_HEADER.attempt]: String(this.row.attempt),
-          [SAGA_HEADER.replyTo]: replyTopic,
-        },
+        headers: commandHeaders({
+          sagaId: id,
+          sagaType: type,
+          step: this.row.step,
+          phase,
+          attempt: this.row.attempt,
+          replyTo: replyTopic,
+        }),
       });
       this.log(phase, 'sent');
       this.row.waiting = 'reply';
@@ -396,21 +396,7 @@ export function createSagaOrchestrator(options: OrchestratorOptions): SagaOrches
     },
 
     async replyHandler({ trx, message, outbox: send }) {
-      const h = message.headers;
-      const sagaId = h[SAGA_HEADER.id];
-      const step = Number(h[SAGA_HEADER.step]);
-      const phase = h[SAGA_HEADER.phase];
-      const outcome = h[SAGA_HEADER.outcome];
-      if (
-        !sagaId ||
-        !Number.isInteger(step) ||
-        (phase !== 'forward' && phase !== 'compensate') ||
-        (outcome !== 'success' && outcome !== 'failure')
-      ) {
-        throw new SagaStateError(
-          `message ${message.id} of type ${message.type} is not a saga reply: saga-id, saga-step, saga-phase and saga-outcome headers are required`,
-        );
-      }
+      const { sagaId, step, phase, outcome, retriable } = parseSagaReply(message);
       const [row] = await runSagaStatement<SagaRow>(trx, selectSaga(sagas, sagaId));
       const ignore = (reason: string) =>
         afterCommit(trx, () => events.emit('saga:replyIgnored', { sagaId, step, phase, reason }));
@@ -421,7 +407,7 @@ export function createSagaOrchestrator(options: OrchestratorOptions): SagaOrches
         return ignore(`saga waits for step ${row.step} (${expected}), reply is for step ${step} (${phase})`);
       if (row.waiting === null) return ignore('saga waits for nothing');
       const run = new Run(trx, send, definitionOf(row.type), row);
-      await run.onReply(outcome, h[SAGA_HEADER.retriable] === 'true', message.payload);
+      await run.onReply(outcome, retriable, message.payload);
       await run.save();
     },
 

@@ -1,9 +1,9 @@
 import { InvalidOptionError, identifier, nonEmptyString, qualified, runMigrations } from '@eventual/core';
-import type { BoundOutbox, JsonValue, Message, MessageInput } from '@eventual/outbox';
+import type { BoundOutbox, JsonValue, Message } from '@eventual/outbox';
 import type { Knex } from 'knex';
 import { CommandRejected } from './errors.js';
 import { participantMigrations } from './migrations.js';
-import { SAGA_HEADER, SAGA_REPLY_TYPE, type SagaPhase } from './protocol.js';
+import { parseSagaCommand, type SagaPhase, sagaReply } from './protocol.js';
 import { type ParticipantLogRow, recordStep, selectStep } from './sql/participant-log.js';
 import { runParticipantStatement as run } from './sql/statement.js';
 
@@ -62,16 +62,7 @@ export function createParticipant(options: ParticipantOptions): Participant {
       if (typeof handler !== 'function')
         throw new InvalidOptionError('participant.handle needs a function ({ trx, command, sagaId, phase }) => reply');
       return async ({ trx, message, outbox }) => {
-        const h = message.headers;
-        const sagaId = h[SAGA_HEADER.id];
-        const step = Number(h[SAGA_HEADER.step]);
-        const phase = h[SAGA_HEADER.phase];
-        const replyTo = h[SAGA_HEADER.replyTo];
-        if (!sagaId || !Number.isInteger(step) || (phase !== 'forward' && phase !== 'compensate') || !replyTo) {
-          throw new CommandRejected(
-            `message ${message.id} (${message.type}) is not a saga command: saga-id, saga-step, saga-phase and reply-to headers are required`,
-          );
-        }
+        const { sagaId, step, phase } = parseSagaCommand(message);
         const reply = (outcome: 'success' | 'failure', payload: JsonValue, retriable = false) =>
           outbox.enqueue(sagaReply(message, outcome, payload, { retriable }));
 
@@ -116,49 +107,6 @@ export function createParticipant(options: ParticipantOptions): Participant {
           await reply('failure', error.reply, !final);
         }
       };
-    },
-  };
-}
-
-function notASagaCommand(message: Message): CommandRejected {
-  return new CommandRejected(
-    `message ${message.id} (${message.type}) is not a saga command: saga-id, saga-step, saga-phase and reply-to headers are required`,
-  );
-}
-
-/**
- * The reply to a saga command, as a message ready for `outbox.enqueue` or
- * `outbox.prepare`. Participants built with `createParticipant` never need it; it is
- * for a step whose outcome is only known after work outside the transaction (an
- * external API): prepare the success reply, do the work, then commit or roll it back,
- * and let the outbox's check-back ask the external system if the process dies between.
- */
-export function sagaReply(
-  command: Message,
-  outcome: 'success' | 'failure',
-  payload: JsonValue = {},
-  options: { retriable?: boolean } = {},
-): MessageInput<JsonValue> {
-  const h = command.headers;
-  const sagaId = h[SAGA_HEADER.id];
-  const replyTo = h[SAGA_HEADER.replyTo];
-  const step = h[SAGA_HEADER.step];
-  const phase = h[SAGA_HEADER.phase];
-  if (!sagaId || !replyTo || step === undefined || phase === undefined) throw notASagaCommand(command);
-  return {
-    topic: replyTo,
-    key: sagaId,
-    type: SAGA_REPLY_TYPE,
-    payload,
-    correlationId: h['correlation-id'] ?? sagaId,
-    causationId: command.id,
-    headers: {
-      [SAGA_HEADER.id]: sagaId,
-      [SAGA_HEADER.type]: h[SAGA_HEADER.type] ?? '',
-      [SAGA_HEADER.step]: step,
-      [SAGA_HEADER.phase]: phase,
-      [SAGA_HEADER.outcome]: outcome,
-      [SAGA_HEADER.retriable]: String(options.retriable ?? false),
     },
   };
 }
