@@ -14,14 +14,10 @@ export {
   type StepDefinition,
 } from './definition.js';
 export { CommandRejected, MalformedSagaMessageError, SagaConcurrencyError, SagaStateError } from './errors.js';
+export type { SagaEventMap } from './events.js';
 export { participantMigrations, sagaMigrations } from './migrations.js';
-export {
-  createSagaOrchestrator,
-  type OrchestratorOptions,
-  type SagaEventMap,
-  type SagaInstance,
-  type SagaOrchestrator,
-} from './orchestrator.js';
+export type { OrchestratorOptions } from './options.js';
+export { createSagaOrchestrator, type SagaInstance, type SagaOrchestrator } from './orchestrator.js';
 export {
   type CommandContext,
   type CommandHandler,

@@ -114,3 +114,10 @@ export function sagaReply(
     },
   };
 }
+
+/** What a reply says went wrong: its `reason`, or the payload itself, shortened. */
+export function replyReason(payload: JsonValue): string {
+  if (payload && typeof payload === 'object' && !Array.isArray(payload) && typeof payload.reason === 'string')
+    return payload.reason;
+  return JSON.stringify(payload ?? null).slice(0, 300);
+}

@@ -1,4 +1,7 @@
-import type { SagaPhase } from './protocol.js';
+import type { JsonValue, MessageInput } from '@eventual/outbox';
+import type { LocalAction, SagaData } from './definition.js';
+import type { SagaNotice } from './events.js';
+import type { ReplyOutcome, SagaPhase } from './protocol.js';
 
 export type SagaStatus = 'running' | 'compensating' | 'completed' | 'compensated' | 'failed';
 
@@ -36,4 +39,39 @@ export interface SagaRow extends SagaState {
   version: number;
   createdAt: Date;
   updatedAt: Date;
+}
+
+// The state machine's vocabulary (run.ts): what happens to a saga, and what a transition produces.
+
+export interface MachineDeps {
+  now(): Date;
+  /** Delay before retry number `attempt` of a step or a compensation (jittered backoff). */
+  retryDelayMs(attempt: number): number;
+  /** Attempts at one compensation before the saga goes `failed`. */
+  maxCompensationAttempts: number;
+  /** Where participants send their replies (the `reply-to` header of every command). */
+  replyTopic: string;
+}
+
+export type LocalOutcome = { ok: true; data?: SagaData } | { ok: false; error: string };
+
+export type SagaEvent =
+  /** A saga just inserted (running, step 0): run forward until a command is in flight or it completed. */
+  | { kind: 'start' }
+  | { kind: 'reply'; step: number; phase: SagaPhase; outcome: ReplyOutcome; retriable: boolean; payload: JsonValue }
+  /** The wake-up time passed: a reply deadline (timeout) or a scheduled retry. */
+  | { kind: 'wake' }
+  /** An operator resumes a `failed` saga: retry the compensation that failed. */
+  | { kind: 'resume' }
+  /** The local action the machine paused on ran (its savepoint committed) or threw (rolled back). */
+  | { kind: 'local'; outcome: LocalOutcome };
+
+export interface Transition {
+  state: SagaState;
+  commands: MessageInput<JsonValue>[];
+  notices: SagaNotice[];
+  /** Set when the machine paused on a local action: run it, then advance with `{ kind: 'local' }`. */
+  runLocal?: { action: LocalAction<SagaData>; phase: SagaPhase; step: number };
+  /** False when nothing changed (an ignored reply, nothing to wake): there is nothing to save. */
+  changed: boolean;
 }
