@@ -4,7 +4,7 @@ import type { Knex } from 'knex';
 import { CommandRejected } from './errors.js';
 import { participantMigrations } from './migrations.js';
 import { parseSagaCommand, type SagaPhase, sagaReply } from './protocol.js';
-import { type ParticipantLogRow, recordStep, selectStep } from './sql/participant-log.js';
+import { lockStep, type ParticipantLogRow, recordStep, selectStep } from './sql/participant-log.js';
 import { runParticipantStatement as run } from './sql/statement.js';
 
 export interface CommandContext {
@@ -47,6 +47,9 @@ export interface Participant {
  *   failed, or has not arrived yet) is a no-op success, and leaves a tombstone so a
  *   forward command arriving after it is refused without effect: an undo can never
  *   be overtaken by the action it undoes.
+ * - Commands of one step are handled one at a time (an advisory lock on the step,
+ *   see sql/participant-log.ts), so a forward command and its compensation arriving
+ *   together on different partitions cannot both miss each other.
  */
 export function createParticipant(options: ParticipantOptions): Participant {
   const name = nonEmptyString('name', options?.name, 100);
@@ -69,6 +72,7 @@ export function createParticipant(options: ParticipantOptions): Participant {
         const key = { participant: name, sagaId, step };
         const record = (outcome: ParticipantLogRow['outcome'], payload: unknown) =>
           run(trx, recordStep(log, key, { phase, outcome, reply: payload, commandId: message.id }));
+        await run(trx, lockStep(key));
         const entries = await run<ParticipantLogRow>(trx, selectStep(log, key));
         const done = entries.find((entry) => entry.phase === phase);
         if (done) {

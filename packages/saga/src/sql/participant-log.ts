@@ -5,8 +5,22 @@ import type { Statement } from './statement.js';
  * The participant log (`<schema>.<table>`, default `eventual.saga_participant_log`):
  * one row per (participant, saga, step, phase) a participant handled.
  *
- * Locking: `selectStep` reads both phases of one saga step FOR UPDATE, so two
- * commands of the same step that both find rows are serialised on them.
+ * Locking: the commands of one saga step at one participant are serialised by
+ * `lockStep`, a transaction-scoped advisory lock on a hash of (participant, saga,
+ * step), taken before the step's log is read. Locking the log rows instead (SELECT
+ * ... FOR UPDATE) locks nothing the first time a step arrives, because there is no
+ * row yet: a forward command and its compensation handled at the same moment (they
+ * can travel on different partitions) would both find an empty log, the forward
+ * would apply, the compensation would record "nothing to undo", and the undo would be
+ * lost for good. With the step locked, the second waits for the first to commit and
+ * then reads what it recorded. Notes:
+ * - `lockStep` and `selectStep` must be two statements: under READ COMMITTED (the
+ *   consumer's isolation) each statement reads a fresh snapshot, so the read after
+ *   the wait sees the other transaction's row; one statement would keep the snapshot
+ *   it took before waiting.
+ * - The lock is released by COMMIT or ROLLBACK, so a crashed holder leaves nothing
+ *   behind. It is reentrant within a transaction (a batch may hold both phases).
+ * - A hash collision only serialises two unrelated steps: slower, never wrong.
  */
 
 export interface ParticipantLogRow {
@@ -21,11 +35,20 @@ export interface StepKey {
   step: number;
 }
 
-/** Both phases of one saga step at this participant, locked against a concurrent command of the same step. */
+/** Waits until no other transaction handles a command of this step, and holds the step until this one ends. */
+export function lockStep({ participant, sagaId, step }: StepKey): Statement {
+  return {
+    name: 'participant.lockStep',
+    sql: 'select pg_advisory_xact_lock(hashtextextended(?, 0))',
+    bindings: [JSON.stringify(['eventual.saga-step', participant, sagaId, step])],
+  };
+}
+
+/** Both phases of one saga step at this participant; read after `lockStep`, in its own statement. */
 export function selectStep(table: string, { participant, sagaId, step }: StepKey): Statement {
   return {
     name: 'participant.selectStep',
-    sql: `select outcome, reply, phase from ${table} where participant = ? and saga_id = ? and step = ? for update`,
+    sql: `select outcome, reply, phase from ${table} where participant = ? and saga_id = ? and step = ?`,
     bindings: [participant, sagaId, step],
   };
 }
