@@ -5,11 +5,15 @@
  * Returns undefined for a value that round-trips; each package wraps the problem in
  * its own error (`InvalidMessageError` for a payload, `InvalidSagaDataError`).
  */
-export function jsonProblem(value: unknown, path: string): string | undefined {
-  return problemAt(value, path, new Set<object>());
+export function jsonProblem(
+  value: unknown,
+  path: string,
+  { allowDates = true }: { allowDates?: boolean } = {},
+): string | undefined {
+  return problemAt(value, path, new Set<object>(), allowDates);
 }
 
-function problemAt(value: unknown, path: string, seen: Set<object>): string | undefined {
+function problemAt(value: unknown, path: string, seen: Set<object>, allowDates: boolean): string | undefined {
   switch (typeof value) {
     case 'string':
     case 'boolean':
@@ -19,12 +23,16 @@ function problemAt(value: unknown, path: string, seen: Set<object>): string | un
     case 'object': {
       if (value === null) return undefined;
       if (seen.has(value)) return `${path} refers back to itself (a cycle); JSON cannot represent it`;
-      if (value instanceof Date) return Number.isNaN(value.getTime()) ? `${path} is an invalid Date` : undefined;
+      if (value instanceof Date) {
+        // JSON turns a Date into its ISO string: fine on the wire, but data read back is a string.
+        if (!allowDates) return `${path} is a Date, which JSON gives back as a string; store the ISO string instead`;
+        return Number.isNaN(value.getTime()) ? `${path} is an invalid Date` : undefined;
+      }
       seen.add(value);
       let problem: string | undefined;
       if (Array.isArray(value)) {
         for (const [i, item] of value.entries()) {
-          problem = problemAt(item, `${path}[${i}]`, seen);
+          problem = problemAt(item, `${path}[${i}]`, seen, allowDates);
           if (problem) break;
         }
       } else {
@@ -32,7 +40,7 @@ function problemAt(value: unknown, path: string, seen: Set<object>): string | un
         if (proto !== Object.prototype && proto !== null)
           return `${path} is a ${proto?.constructor?.name ?? 'non-plain'} object; send plain objects, arrays and primitives`;
         for (const [k, v] of Object.entries(value)) {
-          problem = problemAt(v, `${path}.${k}`, seen);
+          problem = problemAt(v, `${path}.${k}`, seen, allowDates);
           if (problem) break;
         }
       }

@@ -56,4 +56,8 @@ describe('jsonProblem', () => {
     expect(jsonProblem(cycle, 'data')).toMatch(/^data.self refers back to itself/);
     expect(jsonProblem({ m: new Map() }, 'data')).toMatch(/^data.m is a Map object/);
   });
+
+  it('refuses Dates when asked to, since JSON gives them back as strings', () => {
+    expect(jsonProblem({ at: new Date(0) }, 'data', { allowDates: false })).toMatch(/^data.at is a Date/);
+  });
 });

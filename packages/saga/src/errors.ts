@@ -1,4 +1,10 @@
-import { EventualError, type FailedStatement, isMissingSchema, SchemaNotReadyError } from '@eventual/core';
+import {
+  EventualError,
+  errorMessage,
+  type FailedStatement,
+  isMissingSchema,
+  SchemaNotReadyError,
+} from '@eventual/core';
 import type { JsonValue, Message } from '@eventual/outbox';
 
 /** The saga was changed by someone else between read and write; retrying re-reads it. */
@@ -16,6 +22,29 @@ export class SagaStateError extends EventualError {
   override name = 'SagaStateError';
   constructor(message: string) {
     super('saga_state', message, { retriable: false });
+  }
+}
+
+/** Saga data that JSON would not give back as it was: refused where it would be stored. */
+export class InvalidSagaDataError extends EventualError {
+  override name = 'InvalidSagaDataError';
+  constructor(where: string, problem: string) {
+    super('invalid_saga_data', `${where}: ${problem}`, { retriable: false });
+  }
+}
+
+/**
+ * A step's `parse` rejected a reply. Non-retriable: the consumer dead-letters the
+ * reply record with this message, and the saga is left as it was (still waiting).
+ */
+export class InvalidReplyError extends EventualError {
+  override name = 'InvalidReplyError';
+  constructor(sagaType: string, step: string, outcome: string, cause: unknown) {
+    super(
+      'invalid_saga_reply',
+      `saga ${sagaType}, step '${step}': the ${outcome} reply was rejected by its parse function: ${errorMessage(cause)}`,
+      { retriable: false, cause },
+    );
   }
 }
 

@@ -5,6 +5,7 @@ export {
   defineSaga,
   type LocalAction,
   type LocalStepContext,
+  type ReplyFold,
   type ReplyHandler,
   type RetryPolicy,
   SagaBuilder,
@@ -13,7 +14,14 @@ export {
   StepBuilder,
   type StepDefinition,
 } from './definition.js';
-export { CommandRejected, MalformedSagaMessageError, SagaConcurrencyError, SagaStateError } from './errors.js';
+export {
+  CommandRejected,
+  InvalidReplyError,
+  InvalidSagaDataError,
+  MalformedSagaMessageError,
+  SagaConcurrencyError,
+  SagaStateError,
+} from './errors.js';
 export type { SagaEventMap } from './events.js';
 export { participantMigrations, sagaMigrations } from './migrations.js';
 export type { OrchestratorOptions } from './options.js';
@@ -21,6 +29,7 @@ export { createSagaOrchestrator, type SagaInstance, type SagaOrchestrator } from
 export {
   type CommandContext,
   type CommandHandler,
+  type CommandHandlerOptions,
   createParticipant,
   type Participant,
   type ParticipantOptions,
@@ -33,6 +42,7 @@ export {
   SAGA_REPLY_TYPE,
   type SagaAddress,
   type SagaCommand,
+  type SagaMessageHandler,
   type SagaPhase,
   type SagaReply,
   sagaReply,

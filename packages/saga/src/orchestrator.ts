@@ -7,14 +7,14 @@ import {
   runMigrations,
   TypedEmitter,
 } from '@eventual/core';
-import type { BoundOutbox, Message } from '@eventual/outbox';
+import type { BoundOutbox } from '@eventual/outbox';
 import type { Knex } from 'knex';
-import type { LocalAction, SagaData, SagaDefinition } from './definition.js';
-import { SagaConcurrencyError, SagaStateError } from './errors.js';
+import { type LocalAction, type SagaData, type SagaDefinition, sagaDataProblem } from './definition.js';
+import { InvalidSagaDataError, SagaConcurrencyError, SagaStateError } from './errors.js';
 import type { SagaEventMap, SagaNotice } from './events.js';
 import { sagaMigrations } from './migrations.js';
 import { type OrchestratorOptions, type ResolvedOrchestratorOptions, resolveOrchestratorOptions } from './options.js';
-import { parseSagaReply } from './protocol.js';
+import { parseSagaReply, type SagaMessageHandler } from './protocol.js';
 import { drive, type LocalOutcome, type MachineDeps, type SagaEvent } from './run.js';
 import { countSagasByStatus, insertSaga, listSagas, lockDueSagas, selectSaga, updateSaga } from './sql/sagas.js';
 import { runSagaStatement as run } from './sql/statement.js';
@@ -47,7 +47,7 @@ export interface SagaOrchestrator {
     input: { id: string; data: D },
   ): Promise<SagaInstance<D>>;
   /** Consumer handler for `SagaReply` messages on `replyTopic`: advances the saga in the record's transaction. */
-  replyHandler: (context: { trx: Knex.Transaction; message: Message; outbox: BoundOutbox }) => Promise<void>;
+  replyHandler: SagaMessageHandler;
   /** Applies deadlines and due retries; schedule it once per cluster (it returns how many sagas it moved). */
   sweep(): Promise<number>;
   /** Moves a `failed` saga back to compensating and retries the compensation that failed. */
@@ -107,6 +107,8 @@ export function createSagaOrchestrator(options: OrchestratorOptions): SagaOrches
         );
       if (o.definitions.get(saga.name) !== (saga as unknown))
         throw new InvalidOptionError(`saga '${saga.name}' is not registered with this orchestrator`);
+      const problem = sagaDataProblem(data);
+      if (problem) throw new InvalidSagaDataError(`start(trx, '${saga.name}', { id: '${id}', data })`, problem);
       const [inserted] = await run<SagaRow>(trx, insertSaga(sagasTable, { id, type: saga.name }, JSON.stringify(data)));
       if (!inserted) {
         const [existing] = await run<SagaRow>(trx, selectSaga(sagasTable, id));
@@ -203,9 +205,13 @@ async function advanceSaga(
 /** Runs a local action in a savepoint, so a throwing action leaves no partial writes. */
 async function runLocal(trx: Knex.Transaction, action: LocalAction<SagaData>, state: SagaState): Promise<LocalOutcome> {
   try {
-    const next = await trx.transaction(async (savepoint) =>
-      action({ trx: savepoint, sagaId: state.id, data: state.data as SagaData }),
-    );
+    const next = await trx.transaction(async (savepoint) => {
+      const data = await action({ trx: savepoint, sagaId: state.id, data: state.data });
+      // Checked inside the savepoint: data that cannot be stored fails the step, and undoes its writes.
+      const problem = data === undefined ? undefined : sagaDataProblem(data);
+      if (problem) throw new InvalidSagaDataError('the local action returned data', problem);
+      return data;
+    });
     return next === undefined ? { ok: true } : { ok: true, data: next };
   } catch (error) {
     return { ok: false, error: errorMessage(error) };

@@ -1,3 +1,4 @@
+import type { HandlerContext } from '@eventual/consumer';
 import { HEADER, type JsonValue, type Message, type MessageInput } from '@eventual/outbox';
 import { MalformedSagaMessageError } from './errors.js';
 
@@ -21,6 +22,9 @@ export const SAGA_HEADER = {
 export const SAGA_REPLY_TYPE = 'SagaReply';
 
 export type SagaPhase = 'forward' | 'compensate';
+
+/** A consumer handler for saga messages (`consumer.handle(type, handler)`): the orchestrator's replies, a participant's commands. */
+export type SagaMessageHandler = (context: Pick<HandlerContext, 'trx' | 'message' | 'outbox'>) => Promise<void>;
 export type ReplyOutcome = 'success' | 'failure';
 
 /** Which saga, step and phase a command or reply belongs to. */

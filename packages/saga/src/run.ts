@@ -1,5 +1,14 @@
-import type { CommandSpec, LocalAction, SagaData, SagaDefinition, StepDefinition } from './definition.js';
-import { SagaStateError } from './errors.js';
+import type { JsonValue } from '@eventual/outbox';
+import {
+  type CommandSpec,
+  type LocalAction,
+  type ReplyFold,
+  type SagaData,
+  type SagaDefinition,
+  type StepDefinition,
+  sagaDataProblem,
+} from './definition.js';
+import { InvalidReplyError, InvalidSagaDataError, SagaStateError } from './errors.js';
 import { commandHeaders, replyReason, type SagaPhase } from './protocol.js';
 import type { LocalOutcome, MachineDeps, SagaEvent, SagaHistoryEntry, SagaState, Transition } from './state.js';
 
@@ -118,7 +127,7 @@ function log(d: Draft, phase: SagaPhase, event: SagaHistoryEntry['event'], detai
 function sendCommand(d: Draft, command: CommandSpec<SagaData>, phase: SagaPhase): void {
   const { s, deps } = d;
   s.attempt += 1;
-  const data = s.data as SagaData;
+  const { data } = s;
   d.out.commands.push({
     topic: command.topic,
     key: command.key?.(data, s.id) ?? s.id,
@@ -235,13 +244,13 @@ function onReply(d: Draft, reply: Extract<SagaEvent, { kind: 'reply' }>) {
   const step = stepOf(d);
   if (s.status === 'running') {
     if (reply.outcome === 'success') {
-      if (step.onReply) s.data = step.onReply(s.data as SagaData, reply.payload);
+      foldReply(d, step.onReply, reply);
       log(d, 'forward', 'succeeded');
       s.step += 1;
       s.attempt = 0;
       return forward(d);
     }
-    if (step.onFailure) s.data = step.onFailure(s.data as SagaData, reply.payload);
+    foldReply(d, step.onFailure, reply);
     const reason = replyReason(reply.payload);
     log(d, 'forward', 'failed', reason);
     if (reply.retriable && s.attempt < step.retry.maxAttempts) return scheduleRetry(d);
@@ -255,6 +264,25 @@ function onReply(d: Draft, reply: Extract<SagaEvent, { kind: 'reply' }>) {
     return compensate(d);
   }
   compensationFailed(d, replyReason(reply.payload));
+}
+
+/** Folds a reply into the data, through the step's `parse` if it has one; the result must be storable. */
+function foldReply(d: Draft, how: ReplyFold<SagaData> | undefined, reply: { outcome: string; payload: JsonValue }) {
+  if (!how) return;
+  const step = stepOf(d).name;
+  let parsed: unknown = reply.payload;
+  if (how.parse) {
+    try {
+      parsed = how.parse(reply.payload);
+    } catch (error) {
+      throw new InvalidReplyError(d.s.type, step, reply.outcome, error);
+    }
+  }
+  const data = how.fold(d.s.data, parsed);
+  const problem = sagaDataProblem(data);
+  const method = reply.outcome === 'success' ? 'onReply' : 'onFailure';
+  if (problem) throw new InvalidSagaDataError(`saga ${d.s.type}, step '${step}': ${method} returned data`, problem);
+  d.s.data = data;
 }
 
 function onWake(d: Draft) {

@@ -2,6 +2,8 @@ import type { JsonValue } from '@eventual/outbox';
 import {
   type AnySagaDefinition,
   defineSaga,
+  InvalidReplyError,
+  InvalidSagaDataError,
   SAGA_HEADER,
   type SagaData,
   type SagaDefinition,
@@ -373,6 +375,65 @@ describe('saga state machine: replies that do not fit', () => {
     const again = next(first.state, reply(pay, 'success', { paymentId: 'p-2' }));
     expect(again.changed).toBe(false);
     expect((again.state.data as Trip).paymentId).toBe('p-1');
+  });
+});
+
+describe('saga state machine: typed replies and saga data', () => {
+  // An interface, not a type alias: saga data need not be declared as an index signature.
+  interface Order {
+    orderId: string;
+    paymentId?: string;
+    placedAt?: unknown;
+  }
+  const parseCharge = (payload: JsonValue): { paymentId: string } => {
+    const id = (payload as { paymentId?: unknown } | null)?.paymentId;
+    if (typeof id !== 'string') throw new Error('paymentId must be a string');
+    return { paymentId: id };
+  };
+  const order = defineSaga<Order>('order')
+    .step('note')
+    .invokeLocal(async () => {
+      await Promise.resolve(); // a local step that returns nothing
+    })
+    .step('charge')
+    .invokeParticipant({ topic: 'payment.commands', type: 'Charge', payload: (d) => ({ orderId: d.orderId }) })
+    .onReply(parseCharge, (data, reply) => ({ ...data, paymentId: reply.paymentId }))
+    .onFailure((data) => ({ ...data, placedAt: new Date(0) }))
+    .build();
+  const waiting: SagaState = {
+    ...fresh(),
+    type: 'order',
+    data: { orderId: 'o-1' },
+    step: 1,
+    attempt: 1,
+    waiting: 'reply',
+  };
+
+  it('a parsed reply is folded as parse returned it', () => {
+    const t = next(waiting, { ...reply(waiting, 'success', { paymentId: 'p-1', extra: true }) }, order);
+    expect(t.state).toMatchObject({ status: 'completed', data: { orderId: 'o-1', paymentId: 'p-1' } });
+  });
+
+  it('a reply its parse rejects is refused non-retriably, naming the step and the parse error', () => {
+    const error = (() => {
+      try {
+        next(waiting, reply(waiting, 'success', { paymentId: 42 }), order);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(InvalidReplyError);
+    expect(error).toMatchObject({ retriable: false, code: 'invalid_saga_reply' });
+    expect((error as Error).message).toBe(
+      "saga order, step 'charge': the success reply was rejected by its parse function: paymentId must be a string",
+    );
+  });
+
+  it('a fold that returns data JSON would not give back refuses it, naming the path', () => {
+    expect(() => next(waiting, reply(waiting, 'failure', { reason: 'no' }), order)).toThrow(InvalidSagaDataError);
+    expect(() => next(waiting, reply(waiting, 'failure', { reason: 'no' }), order)).toThrow(
+      /saga order, step 'charge': onFailure returned data: data.placedAt is a Date/,
+    );
   });
 });
 

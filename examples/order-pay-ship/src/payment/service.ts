@@ -36,8 +36,8 @@ export async function startPaymentService(config: MessagingConfig): Promise<Runn
   await messaging.migrate();
   await participant.migrate(knex);
   const { consumer } = messaging;
-  consumer.handle(MESSAGE.chargePayment, participant.handle(chargePayment), { parse: parsePaymentCommand });
-  consumer.handle(MESSAGE.refundPayment, participant.handle(refundPayment), { parse: parsePaymentCommand });
+  consumer.handle(MESSAGE.chargePayment, participant.handle(chargePayment, { parse: parsePaymentCommand }));
+  consumer.handle(MESSAGE.refundPayment, participant.handle(refundPayment, { parse: parsePaymentCommand }));
   await messaging.start();
   return {
     info: { consumes: topics.paymentCommands },

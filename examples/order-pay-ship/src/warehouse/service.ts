@@ -66,8 +66,8 @@ export async function startWarehouseService(config: WarehouseConfig): Promise<Ru
   await messaging.migrate();
   await participant.migrate(knex);
   const { consumer } = messaging;
-  consumer.handle(MESSAGE.reserveStock, participant.handle(reserveStock), { parse: parseStockCommand });
-  consumer.handle(MESSAGE.releaseStock, participant.handle(releaseStock), { parse: parseStockCommand });
+  consumer.handle(MESSAGE.reserveStock, participant.handle(reserveStock, { parse: parseStockCommand }));
+  consumer.handle(MESSAGE.releaseStock, participant.handle(releaseStock, { parse: parseStockCommand }));
   consumer.handle(MESSAGE.shipOrder, shipping.shipOrder, { parse: parseShipmentCommand });
   consumer.handle(MESSAGE.cancelShipment, shipping.cancelShipment, { parse: parseShipmentCommand });
   await messaging.start();
