@@ -28,6 +28,12 @@ export interface OrchestratorOptions {
   retryBackoff?: { initialMs?: number; maxMs?: number; factor?: number; jitter?: number };
   /** Due sagas handled per sweep. Default 100. */
   sweepBatchSize?: number;
+  /**
+   * When `orchestrator.jobs` runs the deadline/retry sweep: a node-cron expression
+   * (seconds allowed), or `false` to not schedule it (call `sweep()` yourself). Default
+   * every second.
+   */
+  sweepSchedule?: string | false;
 }
 
 export interface ResolvedOrchestratorOptions {
@@ -42,6 +48,7 @@ export interface ResolvedOrchestratorOptions {
   maxCompensationAttempts: number;
   retryBackoff: BackoffPolicy;
   sweepBatchSize: number;
+  sweepSchedule: string | false;
 }
 
 const KNOWN = [
@@ -54,6 +61,7 @@ const KNOWN = [
   'maxCompensationAttempts',
   'retryBackoff',
   'sweepBatchSize',
+  'sweepSchedule',
 ] as const;
 
 /** Defaults and validation of the orchestrator's options, in one place. */
@@ -84,5 +92,14 @@ export function resolveOrchestratorOptions(options: OrchestratorOptions): Resolv
       jitter: 0.2,
     }),
     sweepBatchSize: integer('sweepBatchSize', options.sweepBatchSize ?? 100, 1, 10_000),
+    sweepSchedule: sweepSchedule(options.sweepSchedule ?? '* * * * * *'),
   };
+}
+
+/** The expression's syntax is checked by the scheduler that runs the job (node-cron). */
+function sweepSchedule(value: unknown): string | false {
+  if (value === false || (typeof value === 'string' && value.trim().length > 0)) return value;
+  throw new InvalidOptionError(
+    `sweepSchedule must be a node-cron expression (e.g. '*/5 * * * * *') or false, got ${JSON.stringify(value)}`,
+  );
 }

@@ -4,6 +4,7 @@ import {
   InvalidOptionError,
   integer,
   isKnexTransaction,
+  type PeriodicJob,
   runMigrations,
   TypedEmitter,
 } from '@eventual/core';
@@ -48,8 +49,13 @@ export interface SagaOrchestrator {
   ): Promise<SagaInstance<D>>;
   /** Consumer handler for `SagaReply` messages on `replyTopic`: advances the saga in the record's transaction. */
   replyHandler: SagaMessageHandler;
-  /** Applies deadlines and due retries; schedule it once per cluster (it returns how many sagas it moved). */
+  /** Applies deadlines and due retries now; returns how many sagas it moved. `jobs` schedules it. */
   sweep(): Promise<number>;
+  /**
+   * The orchestrator's periodic jobs (the deadline/retry sweep, `sweepSchedule`), to run
+   * once per cluster on a scheduler: `createScheduler(outbox, { jobs: orchestrator.jobs })`.
+   */
+  readonly jobs: readonly PeriodicJob[];
   /** Moves a `failed` saga back to compensating and retries the compensation that failed. */
   resume(sagaId: string): Promise<SagaInstance>;
   get(sagaId: string): Promise<SagaInstance | undefined>;
@@ -85,6 +91,12 @@ export function createSagaOrchestrator(options: OrchestratorOptions): SagaOrches
     },
   };
   const bound = (trx: Knex.Transaction, sagaId: string) => outbox.bind(trx, { correlationId: sagaId });
+  const sweep = () =>
+    knex.transaction(async (trx) => {
+      const due = await run<SagaRow>(trx, lockDueSagas(sagasTable, o.sweepBatchSize));
+      for (const row of due) await advanceSaga(c, trx, bound(trx, row.id), row, { kind: 'wake' });
+      return due.length;
+    });
 
   return {
     async migrate() {
@@ -137,13 +149,8 @@ export function createSagaOrchestrator(options: OrchestratorOptions): SagaOrches
       });
     },
 
-    async sweep() {
-      return knex.transaction(async (trx) => {
-        const due = await run<SagaRow>(trx, lockDueSagas(sagasTable, o.sweepBatchSize));
-        for (const row of due) await advanceSaga(c, trx, bound(trx, row.id), row, { kind: 'wake' });
-        return due.length;
-      });
-    },
+    sweep,
+    jobs: [sweepJob(o, sweep)],
 
     async resume(sagaId) {
       return knex.transaction(async (trx) => {
@@ -172,6 +179,21 @@ export function createSagaOrchestrator(options: OrchestratorOptions): SagaOrches
     },
 
     on: (event, listener) => c.events.on(event, listener),
+  };
+}
+
+/**
+ * The deadline/retry sweep as a periodic job. The key names the saga table, the same
+ * on every instance, so each scheduled run executes once per cluster through the run
+ * coordinator however many instances schedule it (and two sweepers would still be
+ * safe: due rows are locked with SKIP LOCKED).
+ */
+function sweepJob(o: ResolvedOrchestratorOptions, sweep: () => Promise<number>): PeriodicJob {
+  return {
+    name: `saga-sweep:${o.schema}.${o.table}`,
+    key: `${o.schema}.${o.table}:saga-sweep`,
+    schedule: o.sweepSchedule,
+    run: sweep,
   };
 }
 

@@ -36,10 +36,10 @@ describe('saga recovery', () => {
     consumer.handle(SAGA_REPLY_TYPE, orchestrator.replyHandler);
     await world.fixture.relay(outbox).start();
     await consumer.start();
-    // Deadlines are swept by node-cron once per cluster, through the outbox scheduler.
+    // Deadlines are swept by node-cron once per cluster (orchestrator.jobs, every second by default).
     const scheduler = createScheduler(outbox, {
       schedules: { checkback: false, cleanup: false, sweep: false, 'lease-recovery': false },
-      jobs: { 'saga-sweep': { schedule: '* * * * * *', run: () => orchestrator.sweep() } },
+      jobs: orchestrator.jobs,
     });
     scheduler.start();
     world.fixture.defer(() => scheduler.stop());

@@ -51,7 +51,7 @@ export async function startOrderService(config: OrderConfig): Promise<RunningSer
     namespace: config.namespace,
     consumes: [topics.orderReplies],
     // Saga deadlines and retries, swept every second once per cluster.
-    jobs: { 'saga-sweep': { schedule: '* * * * * *', run: () => orchestrator.sweep() } },
+    jobs: () => orchestrator.jobs,
     log,
   });
   const orchestrator = createSagaOrchestrator({
