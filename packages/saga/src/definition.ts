@@ -172,18 +172,14 @@ export class StepBuilder<D extends SagaData> extends SagaBuilder<D> {
   onReply(fold: ReplyHandler<D>): this;
   onReply<R>(parse: (payload: JsonValue) => R, fold: ReplyHandler<D, R>): this;
   onReply<R>(first: ReplyHandler<D> | ((payload: JsonValue) => R), second?: ReplyHandler<D, R>): this {
-    this.requireParticipant('onReply');
-    this.current.onReply = this.replyFold('onReply', first, second);
-    return this;
+    return this.replyFold('onReply', first, second);
   }
 
   /** Folds a failure reply into the saga data (e.g. the decline reason) before compensating; `parse` as for onReply. */
   onFailure(fold: ReplyHandler<D>): this;
   onFailure<R>(parse: (payload: JsonValue) => R, fold: ReplyHandler<D, R>): this;
   onFailure<R>(first: ReplyHandler<D> | ((payload: JsonValue) => R), second?: ReplyHandler<D, R>): this {
-    this.requireParticipant('onFailure');
-    this.current.onFailure = this.replyFold('onFailure', first, second);
-    return this;
+    return this.replyFold('onFailure', first, second);
   }
 
   /** What undoes this step once a later step fails: a local action or a participant command. */
@@ -218,14 +214,17 @@ export class StepBuilder<D extends SagaData> extends SagaBuilder<D> {
     return this;
   }
 
-  private replyFold<R>(method: string, first: unknown, second: ReplyHandler<D, R> | undefined): ReplyFold<D> {
+  private replyFold<R>(method: 'onReply' | 'onFailure', first: unknown, second: ReplyHandler<D, R> | undefined): this {
+    this.requireParticipant(method);
     if (second === undefined) {
       if (typeof first !== 'function') throw new InvalidOptionError(`${this.where()}: ${method} needs a function`);
-      return { fold: first as ReplyFold<D>['fold'] };
+      this.current[method] = { fold: first as ReplyFold<D>['fold'] };
+      return this;
     }
     if (typeof first !== 'function' || typeof second !== 'function')
       throw new InvalidOptionError(`${this.where()}: ${method}(parse, fold) needs two functions`);
-    return { parse: first as ReplyFold<D>['parse'], fold: second as ReplyFold<D>['fold'] };
+    this.current[method] = { parse: first as ReplyFold<D>['parse'], fold: second as ReplyFold<D>['fold'] };
+    return this;
   }
 
   private requireParticipant(method: string): void {

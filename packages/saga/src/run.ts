@@ -1,13 +1,6 @@
 import type { JsonValue } from '@eventual/outbox';
-import {
-  type CommandSpec,
-  type LocalAction,
-  type ReplyFold,
-  type SagaData,
-  type SagaDefinition,
-  type StepDefinition,
-  sagaDataProblem,
-} from './definition.js';
+import type { CommandSpec, LocalAction, ReplyFold, SagaData, SagaDefinition, StepDefinition } from './definition.js';
+import { sagaDataProblem } from './definition.js';
 import { InvalidReplyError, InvalidSagaDataError, SagaStateError } from './errors.js';
 import { commandHeaders, replyReason, type SagaPhase } from './protocol.js';
 import type { LocalOutcome, MachineDeps, SagaEvent, SagaHistoryEntry, SagaState, Transition } from './state.js';
@@ -23,8 +16,8 @@ export type { LocalOutcome, MachineDeps, SagaEvent, Transition } from './state.j
  *
  * Local steps (and local compensations) must run in the orchestrator's transaction,
  * so the machine does not run them: it pauses with `runLocal`, and the caller runs the
- * action and advances again with `{ kind: 'local', outcome }`. `drive` does that loop.
- * Its vocabulary (state, events, transition, dependencies) is in state.ts.
+ * action and advances again with `{ kind: 'local', outcome }`; `drive` does that loop.
+ * The vocabulary (state, events, transition, dependencies) is in state.ts.
  */
 
 const MAX_HISTORY = 200;
