@@ -16,7 +16,6 @@ export type { Handler, HandlerContext, HandlerOptions } from './handler.js';
 export { createKafkaSubscriber, type KafkaSubscriberOptions } from './kafka-subscriber.js';
 export { type InboxSchemaOptions, inboxMigrations, migrateInbox } from './migrations.js';
 export type { ConsumerOptions, ResolvedConsumerOptions, RetentionOptions } from './options.js';
-export * from './saga/index.js';
 export type {
   Delivery,
   InboundRecord,

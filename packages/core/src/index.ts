@@ -11,6 +11,7 @@ export {
   sqlStateOf,
 } from './errors.js';
 export { TypedEmitter } from './events.js';
+export { describeValue, jsonProblem } from './json.js';
 export { databaseOf, isKnex, isKnexTransaction, sameDatabase } from './knex.js';
 export { type Lifecycle, LifecycleError, type LifecycleHooks, type LifecycleState, lifecycle } from './lifecycle.js';
 export { type LogEntry, type Logger, type LogLevel, safeLog, silentLogger, stderrLogger } from './logger.js';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { backoffDelay } from '../src/backoff.js';
+import { jsonProblem } from '../src/json.js';
 import { sleep, Wakeable } from '../src/wait.js';
 
 describe('backoffDelay', () => {
@@ -38,5 +39,25 @@ describe('sleep', () => {
     stop.abort();
     expect(await waiting).toBe(false);
     expect(await sleep(60_000, stop.signal)).toBe(false);
+  });
+});
+
+describe('jsonProblem', () => {
+  it('accepts what JSON round-trips: plain objects, arrays, finite numbers, strings, booleans, null', () => {
+    expect(jsonProblem({ a: [1, 'x', true, null, { b: 2.5 }], c: new Date(0) }, 'data')).toBeUndefined();
+  });
+
+  it('names the exact path of what JSON would change or drop', () => {
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    expect(jsonProblem({ a: [1, undefined] }, 'data')).toBe('data.a[1] is undefined, which is not JSON-serialisable');
+    expect(jsonProblem({ n: Number.NaN }, 'data')).toBe('data.n is NaN, which JSON cannot represent');
+    expect(jsonProblem({ total: 10n }, 'payload')).toMatch(/^payload.total is a bigint \(10n\)/);
+    expect(jsonProblem(cycle, 'data')).toMatch(/^data.self refers back to itself/);
+    expect(jsonProblem({ m: new Map() }, 'data')).toMatch(/^data.m is a Map object/);
+  });
+
+  it('refuses Dates when asked to, since JSON gives them back as strings', () => {
+    expect(jsonProblem({ at: new Date(0) }, 'data', { allowDates: false })).toMatch(/^data.at is a Date/);
   });
 });

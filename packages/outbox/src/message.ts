@@ -1,4 +1,4 @@
-import { isMessageType, isTopicName, TOPIC_RULE } from '@eventual/core';
+import { describeValue, isMessageType, isTopicName, jsonProblem, TOPIC_RULE } from '@eventual/core';
 import { v7 as uuidv7 } from 'uuid';
 import { InvalidMessageError, MessageTooLargeError } from './errors.js';
 
@@ -70,24 +70,29 @@ export interface PreparedRow {
 
 export function buildRow(input: MessageInput, limit: number, traceparent: string | undefined): PreparedRow {
   if (input === null || typeof input !== 'object')
-    throw new InvalidMessageError(`a message must be an object { topic, key, type, payload }, got ${describe(input)}`);
+    throw new InvalidMessageError(
+      `a message must be an object { topic, key, type, payload }, got ${describeValue(input)}`,
+    );
   const { topic, key, type, payload, headers = {} } = input;
-  if (!isTopicName(topic)) throw new InvalidMessageError(`topic must be ${TOPIC_RULE}, got ${describe(topic)}`);
+  if (!isTopicName(topic)) throw new InvalidMessageError(`topic must be ${TOPIC_RULE}, got ${describeValue(topic)}`);
   if (typeof key !== 'string' || key.length === 0 || key.length > 1024) {
     throw new InvalidMessageError(
-      `key must be a non-empty string of at most 1024 characters (usually the aggregate id), got ${describe(key)}`,
+      `key must be a non-empty string of at most 1024 characters (usually the aggregate id), got ${describeValue(key)}`,
     );
   }
   if (!isMessageType(type)) {
-    throw new InvalidMessageError(`type must be 1-200 of [A-Za-z0-9_.:/-], e.g. 'OrderCreated', got ${describe(type)}`);
+    throw new InvalidMessageError(
+      `type must be 1-200 of [A-Za-z0-9_.:/-], e.g. 'OrderCreated', got ${describeValue(type)}`,
+    );
   }
   if (headers === null || typeof headers !== 'object' || Array.isArray(headers))
     throw new InvalidMessageError('headers must be an object of string values');
   for (const [name, value] of Object.entries(headers)) {
     if (typeof value !== 'string')
-      throw new InvalidMessageError(`header '${name}' must be a string, got ${describe(value)}`);
+      throw new InvalidMessageError(`header '${name}' must be a string, got ${describeValue(value)}`);
   }
-  assertJson(payload, 'payload');
+  const problem = jsonProblem(payload, 'payload');
+  if (problem) throw new InvalidMessageError(problem);
   const id = uuidv7();
   const all: Record<string, string> = {
     ...headers,
@@ -114,60 +119,10 @@ function optionalId(name: string, value: unknown): string | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'string' || value.length === 0 || value.length > 200) {
     throw new InvalidMessageError(
-      `${name} must be a non-empty string of at most 200 characters, got ${describe(value)}`,
+      `${name} must be a non-empty string of at most 200 characters, got ${describeValue(value)}`,
     );
   }
   return value;
-}
-
-/**
- * Rejects what JSON.stringify would silently change or drop (undefined, functions,
- * NaN, Infinity, BigInt, class instances, cycles), naming the exact path, so the
- * consumer receives exactly what the producer meant.
- */
-function assertJson(value: unknown, path: string, seen = new Set<object>()): void {
-  switch (typeof value) {
-    case 'string':
-    case 'boolean':
-      return;
-    case 'number':
-      if (!Number.isFinite(value)) throw new InvalidMessageError(`${path} is ${value}, which JSON cannot represent`);
-      return;
-    case 'object': {
-      if (value === null) return;
-      if (seen.has(value))
-        throw new InvalidMessageError(`${path} refers back to itself (a cycle); JSON cannot represent it`);
-      if (value instanceof Date) {
-        if (Number.isNaN(value.getTime())) throw new InvalidMessageError(`${path} is an invalid Date`);
-        return;
-      }
-      seen.add(value);
-      if (Array.isArray(value)) {
-        for (const [i, item] of value.entries()) assertJson(item, `${path}[${i}]`, seen);
-      } else {
-        const proto = Object.getPrototypeOf(value);
-        if (proto !== Object.prototype && proto !== null) {
-          throw new InvalidMessageError(
-            `${path} is a ${proto?.constructor?.name ?? 'non-plain'} object; send plain objects, arrays and primitives`,
-          );
-        }
-        for (const [k, v] of Object.entries(value)) assertJson(v, `${path}.${k}`, seen);
-      }
-      seen.delete(value);
-      return;
-    }
-    default:
-      throw new InvalidMessageError(`${path} is ${describe(value)}, which is not JSON-serialisable`);
-  }
-}
-
-function describe(value: unknown): string {
-  if (typeof value === 'bigint') return `a bigint (${value}n)`;
-  if (typeof value === 'function') return 'a function';
-  if (typeof value === 'symbol') return 'a symbol';
-  if (value === undefined) return 'undefined';
-  const text = JSON.stringify(value);
-  return text === undefined ? String(value) : text.length > 60 ? `${text.slice(0, 60)}...` : text;
 }
 
 /** 32-bit FNV-1a of the key's UTF-8 bytes: a stable shard assignment across processes. */

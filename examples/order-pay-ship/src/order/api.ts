@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { SagaDefinition, SagaOrchestrator } from '@eventual/consumer';
+import type { SagaDefinition, SagaOrchestrator } from '@eventual/saga';
 import type { Knex } from 'knex';
 import { toNumber } from '../shared/database.js';
 import { field, HttpError, isCount, isText, type Route } from '../shared/http.js';

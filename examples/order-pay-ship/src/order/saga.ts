@@ -1,4 +1,4 @@
-import { defineSaga, type SagaDefinition } from '@eventual/consumer';
+import { defineSaga, type SagaDefinition } from '@eventual/saga';
 import type { Knex } from 'knex';
 import { reasonOf } from '../shared/messages.js';
 import { MESSAGE, type Topics } from '../shared/topics.js';
@@ -73,11 +73,9 @@ export function orderFulfilment(topics: Topics, timing: SagaTiming = DEFAULT_TIM
       // confirms it is there and pending.
       const order = await trx('orders').where({ id: data.orderId, status: 'PENDING' }).first('id');
       if (!order) throw new Error(`order ${data.orderId} is not pending`);
-      return undefined;
     })
     .withCompensation(async ({ trx, data }) => {
       await cancelOrder(trx, data.orderId, data.failure ?? 'a step got no reply before its deadline');
-      return undefined;
     })
     .step('charge-payment')
     .invokeParticipant(payment(MESSAGE.chargePayment))
@@ -103,7 +101,6 @@ export function orderFulfilment(topics: Topics, timing: SagaTiming = DEFAULT_TIM
         .where({ id: data.orderId, status: 'PENDING' })
         .update({ status: 'COMPLETED', updated_at: trx.raw('clock_timestamp()') });
       if (updated !== 1) throw new Error(`order ${data.orderId} is not pending; cannot complete it`);
-      return undefined;
     })
     .build();
 }

@@ -1,4 +1,4 @@
-import { createSagaOrchestrator, SAGA_REPLY_TYPE } from '@eventual/consumer';
+import { createSagaOrchestrator, SAGA_REPLY_TYPE } from '@eventual/saga';
 import { type Env, integerVar, type MessagingConfig, messagingConfig } from '../shared/config.js';
 import { connect, ensureDatabase } from '../shared/database.js';
 import { demoSeed } from '../shared/demo-data.js';
@@ -51,7 +51,7 @@ export async function startOrderService(config: OrderConfig): Promise<RunningSer
     namespace: config.namespace,
     consumes: [topics.orderReplies],
     // Saga deadlines and retries, swept every second once per cluster.
-    jobs: { 'saga-sweep': { schedule: '* * * * * *', run: () => orchestrator.sweep() } },
+    jobs: () => orchestrator.jobs,
     log,
   });
   const orchestrator = createSagaOrchestrator({

@@ -1,4 +1,4 @@
-import { createParticipant } from '@eventual/consumer';
+import { createParticipant } from '@eventual/saga';
 import { type Env, type MessagingConfig, messagingConfig } from '../shared/config.js';
 import { connect, ensureDatabase } from '../shared/database.js';
 import { demoSeed } from '../shared/demo-data.js';
@@ -36,8 +36,8 @@ export async function startPaymentService(config: MessagingConfig): Promise<Runn
   await messaging.migrate();
   await participant.migrate(knex);
   const { consumer } = messaging;
-  consumer.handle(MESSAGE.chargePayment, participant.handle(chargePayment), { parse: parsePaymentCommand });
-  consumer.handle(MESSAGE.refundPayment, participant.handle(refundPayment), { parse: parsePaymentCommand });
+  consumer.handle(MESSAGE.chargePayment, participant.handle(chargePayment, { parse: parsePaymentCommand }));
+  consumer.handle(MESSAGE.refundPayment, participant.handle(refundPayment, { parse: parsePaymentCommand }));
   await messaging.start();
   return {
     info: { consumes: topics.paymentCommands },

@@ -1,4 +1,5 @@
 import { type Consumer, createConsumer, createKafkaSubscriber } from '@eventual/consumer';
+import type { PeriodicJob, Scheduler } from '@eventual/core';
 import {
   type CheckBackOptions,
   createKafkaPublisher,
@@ -6,7 +7,6 @@ import {
   createRelay,
   createScheduler,
   type Outbox,
-  type SchedulerOptions,
 } from '@eventual/outbox';
 import type { Knex } from 'knex';
 import { GROUP_SETTINGS, kafkaClient } from './kafka.js';
@@ -21,8 +21,11 @@ export interface MessagingOptions {
   /** Topics this service consumes. */
   consumes: string[];
   checkBack?: CheckBackOptions;
-  /** Extra scheduled jobs, run once per cluster (the orchestrator's saga sweep). */
-  jobs?: SchedulerOptions['jobs'];
+  /**
+   * More periodic jobs, run once per cluster (the orchestrator's saga sweep). Asked for
+   * at start, so a component built on this messaging's outbox can contribute its own.
+   */
+  jobs?: () => readonly PeriodicJob[];
   log: Logger;
 }
 
@@ -56,21 +59,22 @@ export function createMessaging(options: MessagingOptions) {
     maxAttempts: 10,
     backoff: { initialMs: 100, maxMs: 2_000 },
   });
-  const scheduler = createScheduler(outbox, {
-    schedules: { checkback: '* * * * * *' },
-    runLeaseMs: 10_000,
-    jobs: [
-      ...consumer.jobs,
-      ...Object.entries(options.jobs ?? {}).map(([name, job]) => ({ name, key: `eventual.outbox:${name}`, ...job })),
-    ],
-  });
+  let scheduler: Scheduler | undefined;
+  const startScheduler = async () => {
+    scheduler = createScheduler(outbox, {
+      schedules: { checkback: '* * * * * *' },
+      runLeaseMs: 10_000,
+      jobs: [...consumer.jobs, ...(options.jobs?.() ?? [])],
+    });
+    scheduler.on('scheduler:error', (e) => log(`scheduled job ${e.job} failed: ${errorText(e.error)}`));
+    await scheduler.start();
+  };
 
   relay.on('relay:dead', (e) => log(`outbox message ${e.messageId} to ${e.topic} is dead: ${e.error}`));
   outbox.on('checkback:resolved', (e) => log(`check-back resolved prepared message ${e.messageId}: ${e.resolution}`));
   outbox.on('checkback:exhausted', (e) =>
     log(`check-back gave up on ${e.messageId} after ${e.checks} checks: ${e.resolution}`),
   );
-  scheduler.on('scheduler:error', (e) => log(`scheduled job ${e.job} failed: ${errorText(e.error)}`));
   consumer.on('consumer:deadLettered', (e) =>
     log(`dead-lettered ${e.messageId} from ${e.topic} (${e.reason}): ${e.error}`),
   );
@@ -85,13 +89,13 @@ export function createMessaging(options: MessagingOptions) {
     },
     async start(): Promise<void> {
       await relay.start();
-      await scheduler.start();
+      await startScheduler();
       await consumer.start();
     },
     /** Graceful: the record in flight commits, the relay marks its batch, leases are handed back. */
     async stop(): Promise<void> {
       await consumer.stop();
-      await scheduler.stop();
+      await scheduler?.stop();
       await relay.stop(); // closes its publisher
     },
   };

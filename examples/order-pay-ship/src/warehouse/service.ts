@@ -1,4 +1,4 @@
-import { createParticipant } from '@eventual/consumer';
+import { createParticipant } from '@eventual/saga';
 import { type Env, integerVar, type MessagingConfig, messagingConfig, required } from '../shared/config.js';
 import { connect, ensureDatabase } from '../shared/database.js';
 import { demoSeed } from '../shared/demo-data.js';
@@ -66,8 +66,8 @@ export async function startWarehouseService(config: WarehouseConfig): Promise<Ru
   await messaging.migrate();
   await participant.migrate(knex);
   const { consumer } = messaging;
-  consumer.handle(MESSAGE.reserveStock, participant.handle(reserveStock), { parse: parseStockCommand });
-  consumer.handle(MESSAGE.releaseStock, participant.handle(releaseStock), { parse: parseStockCommand });
+  consumer.handle(MESSAGE.reserveStock, participant.handle(reserveStock, { parse: parseStockCommand }));
+  consumer.handle(MESSAGE.releaseStock, participant.handle(releaseStock, { parse: parseStockCommand }));
   consumer.handle(MESSAGE.shipOrder, shipping.shipOrder, { parse: parseShipmentCommand });
   consumer.handle(MESSAGE.cancelShipment, shipping.cancelShipment, { parse: parseShipmentCommand });
   await messaging.start();

@@ -1,5 +1,6 @@
-import { type Handler, SAGA_HEADER, SAGA_REPLY_TYPE, sagaReply } from '@eventual/consumer';
+import type { Handler } from '@eventual/consumer';
 import { type Checker, type Message, type Outbox, PreparedMessageResolvedError } from '@eventual/outbox';
+import { parseSagaCommand, SAGA_REPLY_TYPE, sagaReply } from '@eventual/saga';
 import type { Knex } from 'knex';
 import { errorText, type Logger } from '../shared/log.js';
 import type { ShipmentCommand } from '../shared/messages.js';
@@ -17,11 +18,7 @@ export interface ShippingOptions {
 
 type ShipCommand = Message<ShipmentCommand>;
 
-const sagaIdOf = (command: Message<unknown>): string => {
-  const id = command.headers[SAGA_HEADER.id];
-  if (!id) throw new Error(`${command.type} ${command.id} has no ${SAGA_HEADER.id} header`);
-  return id;
-};
+const sagaIdOf = (command: Message<unknown>): string => parseSagaCommand(command).sagaId;
 
 /** The success reply to ShipOrder. The carrier's booking key is the saga id. */
 const shippedReply = (command: ShipCommand) =>

@@ -1,4 +1,4 @@
-import { type CommandHandler, CommandRejected } from '@eventual/consumer';
+import { type CommandHandler, CommandRejected } from '@eventual/saga';
 import type { StockCommand } from '../shared/messages.js';
 
 // Participant handlers (see payment/handlers.ts for what the helper guarantees).
@@ -8,8 +8,8 @@ import type { StockCommand } from '../shared/messages.js';
  * each decrement re-checks `stock >= quantity` on the locked row, so stock never goes
  * negative and exactly as many orders as there are units get one.
  */
-export const reserveStock: CommandHandler = async ({ trx, command }) => {
-  const { orderId, sku, quantity } = command.payload as StockCommand;
+export const reserveStock: CommandHandler<StockCommand> = async ({ trx, command }) => {
+  const { orderId, sku, quantity } = command.payload;
   const reserved = await trx.raw('update products set stock = stock - ? where sku = ? and stock >= ? returning stock', [
     quantity,
     sku,
@@ -26,8 +26,8 @@ export const reserveStock: CommandHandler = async ({ trx, command }) => {
 };
 
 /** Puts a reservation back. Exactly once, through the participant's step log. */
-export const releaseStock: CommandHandler = async ({ trx, command }) => {
-  const { orderId, sku, quantity } = command.payload as StockCommand;
+export const releaseStock: CommandHandler<StockCommand> = async ({ trx, command }) => {
+  const { orderId, sku, quantity } = command.payload;
   await trx.raw('update products set stock = stock + ? where sku = ?', [quantity, sku]);
   await trx('stock_moves').insert({ order_id: orderId, sku, kind: 'release', quantity });
   return { released: quantity };

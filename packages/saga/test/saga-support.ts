@@ -1,3 +1,4 @@
+import { createTopics, randomTopic } from '@eventual/devstack/testing';
 import {
   type CommandHandler,
   CommandRejected,
@@ -5,11 +6,10 @@ import {
   createSagaOrchestrator,
   SAGA_REPLY_TYPE,
   type SagaOrchestrator,
-} from '@eventual/consumer';
-import { createTopics, randomTopic } from '@eventual/devstack/testing';
+} from '@eventual/saga';
 import type { Knex } from 'knex';
 import { type Letter, type SagaTopics, threeStepSaga } from './fixtures/three-step-saga.js';
-import { consumerFixture, uniqueName } from './support.js';
+import { serviceFixture, uniqueName } from './support.js';
 
 export type Plan = {
   /** Participants that answer the forward command with a (non-retriable) failure. */
@@ -24,7 +24,7 @@ export type Plan = {
  * record every effect in an `effects` table: (saga_id, letter, action, at).
  */
 export function sagaWorld(prefix: string) {
-  const fixture = consumerFixture(prefix);
+  const fixture = serviceFixture(prefix);
   const plans = new Map<string, Plan>();
   const fixed = new Set<string>();
 

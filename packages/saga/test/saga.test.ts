@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { SAGA_HEADER, type SagaInstance } from '@eventual/consumer';
 import { waitUntil } from '@eventual/devstack';
 import { readTopics } from '@eventual/devstack/testing';
 import { HEADER } from '@eventual/outbox';
+import { SAGA_HEADER, type SagaInstance } from '@eventual/saga';
 import { describe, expect, it } from 'vitest';
 import type { TripData } from './fixtures/three-step-saga.js';
 import { sagaWorld } from './saga-support.js';

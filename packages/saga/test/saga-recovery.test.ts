@@ -1,9 +1,9 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { createSagaOrchestrator, SAGA_REPLY_TYPE } from '@eventual/consumer';
 import { waitUntil } from '@eventual/devstack';
 import { createScheduler } from '@eventual/outbox';
+import { createSagaOrchestrator, SAGA_REPLY_TYPE } from '@eventual/saga';
 import { describe, expect, it } from 'vitest';
 import { threeStepSaga } from './fixtures/three-step-saga.js';
 import { sagaWorld } from './saga-support.js';
@@ -36,10 +36,10 @@ describe('saga recovery', () => {
     consumer.handle(SAGA_REPLY_TYPE, orchestrator.replyHandler);
     await world.fixture.relay(outbox).start();
     await consumer.start();
-    // Deadlines are swept by node-cron once per cluster, through the outbox scheduler.
+    // Deadlines are swept by node-cron once per cluster (orchestrator.jobs, every second by default).
     const scheduler = createScheduler(outbox, {
       schedules: { checkback: false, cleanup: false, sweep: false, 'lease-recovery': false },
-      jobs: { 'saga-sweep': { schedule: '* * * * * *', run: () => orchestrator.sweep() } },
+      jobs: orchestrator.jobs,
     });
     scheduler.start();
     world.fixture.defer(() => scheduler.stop());

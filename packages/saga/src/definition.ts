@@ -1,8 +1,21 @@
-import { InvalidOptionError, type JsonValue } from '@eventual/outbox';
+import { describeValue, InvalidOptionError, jsonProblem } from '@eventual/core';
+import type { JsonValue } from '@eventual/outbox';
 import type { Knex } from 'knex';
 
-/** Saga data: a JSON object, stored with the saga instance and handed to every step. */
-export type SagaData = { [key: string]: JsonValue };
+/**
+ * Saga data: a plain object of JSON values (a `type` or an `interface`), stored with
+ * the saga instance and handed to every step. Checked where it is stored (at start,
+ * after every reply fold and local step): anything JSON would not give back as it
+ * was (undefined, functions, Dates, class instances, NaN...) is refused, naming the path.
+ */
+export type SagaData = object;
+
+/** Why `value` cannot be stored as saga data, or undefined if it can. */
+export function sagaDataProblem(value: unknown): string | undefined {
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    return `saga data must be a plain object, got ${describeValue(value)}`;
+  return jsonProblem(value, 'data', { allowDates: false });
+}
 
 export interface LocalStepContext<D extends SagaData> {
   /** The orchestrator's transaction: local writes commit with the saga's progress. */
@@ -11,8 +24,11 @@ export interface LocalStepContext<D extends SagaData> {
   data: Readonly<D>;
 }
 
-/** A local step or compensation: writes in the orchestrator's database; may return new data. */
-export type LocalAction<D extends SagaData> = (context: LocalStepContext<D>) => Promise<D | undefined> | D | undefined;
+/** A local step or compensation: writes in the orchestrator's database; may return new data (or nothing). */
+export type LocalAction<D extends SagaData> = (
+  context: LocalStepContext<D>,
+  // biome-ignore lint/suspicious/noConfusingVoidType: a step with no new data simply returns (async () => { await ... })
+) => Promise<D | undefined | void> | D | undefined | void;
 
 /** A command sent to a participant through the outbox. */
 export interface CommandSpec<D extends SagaData> {
@@ -23,7 +39,14 @@ export interface CommandSpec<D extends SagaData> {
   payload: (data: Readonly<D>, sagaId: string) => JsonValue;
 }
 
-export type ReplyHandler<D extends SagaData> = (data: Readonly<D>, reply: JsonValue) => D;
+/** Folds a reply (as `parse` returned it, or the raw JSON payload) into the saga data. */
+export type ReplyHandler<D extends SagaData, R = JsonValue> = (data: Readonly<D>, reply: R) => D;
+
+/** A step's reply handling as stored: the optional `parse` and the fold. */
+export interface ReplyFold<D extends SagaData> {
+  parse?: (payload: JsonValue) => unknown;
+  fold: (data: Readonly<D>, reply: unknown) => D;
+}
 
 export interface RetryPolicy {
   /** Commands sent in all before giving up (1 = no retry). */
@@ -41,8 +64,8 @@ export interface StepDefinition<D extends SagaData> {
   name: string;
   local?: LocalAction<D>;
   command?: CommandSpec<D>;
-  onReply?: ReplyHandler<D>;
-  onFailure?: ReplyHandler<D>;
+  onReply?: ReplyFold<D>;
+  onFailure?: ReplyFold<D>;
   compensation?: { local?: LocalAction<D>; command?: CommandSpec<D> };
   retry: RetryPolicy;
   deadline?: DeadlinePolicy;
@@ -139,18 +162,24 @@ export class StepBuilder<D extends SagaData> extends SagaBuilder<D> {
     return this;
   }
 
-  /** Folds a success reply into the saga data. */
-  onReply(handler: ReplyHandler<D>): this {
-    this.requireParticipant('onReply');
-    this.current.onReply = handler;
-    return this;
+  /**
+   * Folds a success reply into the saga data. With `parse` first, the fold gets what
+   * `parse` returned (validate and type the reply there). A `parse` that throws
+   * rejects the reply record non-retriably (`InvalidReplyError`): the consumer
+   * dead-letters it with the parse error and the saga keeps waiting, so the step's
+   * deadline (if any) applies.
+   */
+  onReply(fold: ReplyHandler<D>): this;
+  onReply<R>(parse: (payload: JsonValue) => R, fold: ReplyHandler<D, R>): this;
+  onReply<R>(first: ReplyHandler<D> | ((payload: JsonValue) => R), second?: ReplyHandler<D, R>): this {
+    return this.replyFold('onReply', first, second);
   }
 
-  /** Folds a failure reply into the saga data (e.g. the decline reason) before compensating. */
-  onFailure(handler: ReplyHandler<D>): this {
-    this.requireParticipant('onFailure');
-    this.current.onFailure = handler;
-    return this;
+  /** Folds a failure reply into the saga data (e.g. the decline reason) before compensating; `parse` as for onReply. */
+  onFailure(fold: ReplyHandler<D>): this;
+  onFailure<R>(parse: (payload: JsonValue) => R, fold: ReplyHandler<D, R>): this;
+  onFailure<R>(first: ReplyHandler<D> | ((payload: JsonValue) => R), second?: ReplyHandler<D, R>): this {
+    return this.replyFold('onFailure', first, second);
   }
 
   /** What undoes this step once a later step fails: a local action or a participant command. */
@@ -182,6 +211,19 @@ export class StepBuilder<D extends SagaData> extends SagaBuilder<D> {
       throw new InvalidOptionError(`${this.where()}: deadline.onTimeout must be 'retry' or 'compensate'`);
     }
     this.current.deadline = { afterMs: policy.afterMs, onTimeout: policy.onTimeout };
+    return this;
+  }
+
+  private replyFold<R>(method: 'onReply' | 'onFailure', first: unknown, second: ReplyHandler<D, R> | undefined): this {
+    this.requireParticipant(method);
+    if (second === undefined) {
+      if (typeof first !== 'function') throw new InvalidOptionError(`${this.where()}: ${method} needs a function`);
+      this.current[method] = { fold: first as ReplyFold<D>['fold'] };
+      return this;
+    }
+    if (typeof first !== 'function' || typeof second !== 'function')
+      throw new InvalidOptionError(`${this.where()}: ${method}(parse, fold) needs two functions`);
+    this.current[method] = { parse: first as ReplyFold<D>['parse'], fold: second as ReplyFold<D>['fold'] };
     return this;
   }
 

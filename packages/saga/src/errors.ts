@@ -1,0 +1,102 @@
+import {
+  EventualError,
+  errorMessage,
+  type FailedStatement,
+  isMissingSchema,
+  SchemaNotReadyError,
+} from '@eventual/core';
+import type { JsonValue, Message } from '@eventual/outbox';
+
+/** The saga was changed by someone else between read and write; retrying re-reads it. */
+export class SagaConcurrencyError extends EventualError {
+  override name = 'SagaConcurrencyError';
+  constructor(sagaId: string) {
+    super('saga_concurrent_update', `saga ${sagaId} was advanced concurrently; retry with a fresh read`, {
+      retriable: true,
+    });
+  }
+}
+
+/** The request does not fit the saga's state (e.g. resuming a saga that has not failed). */
+export class SagaStateError extends EventualError {
+  override name = 'SagaStateError';
+  constructor(message: string) {
+    super('saga_state', message, { retriable: false });
+  }
+}
+
+/** Saga data that JSON would not give back as it was: refused where it would be stored. */
+export class InvalidSagaDataError extends EventualError {
+  override name = 'InvalidSagaDataError';
+  constructor(where: string, problem: string) {
+    super('invalid_saga_data', `${where}: ${problem}`, { retriable: false });
+  }
+}
+
+/**
+ * A step's `parse` rejected a reply. Non-retriable: the consumer dead-letters the
+ * reply record with this message, and the saga is left as it was (still waiting).
+ */
+export class InvalidReplyError extends EventualError {
+  override name = 'InvalidReplyError';
+  constructor(sagaType: string, step: string, outcome: string, cause: unknown) {
+    super(
+      'invalid_saga_reply',
+      `saga ${sagaType}, step '${step}': the ${outcome} reply was rejected by its parse function: ${errorMessage(cause)}`,
+      { retriable: false, cause },
+    );
+  }
+}
+
+/**
+ * A message handed to a saga handler lacks the saga headers (or has wrong ones): it is
+ * not a saga command or reply, and no retry can make it one, so the consumer
+ * dead-letters it at once.
+ */
+export class MalformedSagaMessageError extends EventualError {
+  override name = 'MalformedSagaMessageError';
+  constructor(message: Message<unknown>, what: 'command' | 'reply', required: string) {
+    super(
+      'malformed_saga_message',
+      `message ${message.id} (${message.type}) is not a saga ${what}: ${required} headers are required`,
+      { retriable: false },
+    );
+  }
+}
+
+/**
+ * Throw from a participant command handler to answer "failure" (insufficient funds,
+ * out of stock). Everything the handler wrote is rolled back (it runs in a
+ * savepoint), the failure reply is sent, and the record counts as processed. With
+ * `retriable: true` the orchestrator may send the command again (per its retry
+ * policy) and the failure is not remembered; otherwise it is final for this step.
+ * A rejected compensation is never final: the orchestrator retries it with backoff.
+ */
+export class CommandRejected extends EventualError {
+  override name = 'CommandRejected';
+  readonly reply: JsonValue;
+  constructor(reason: string, options: { reply?: { [key: string]: JsonValue }; retriable?: boolean } = {}) {
+    super('command_rejected', reason, { retriable: options.retriable ?? false });
+    this.reply = { reason, ...(options.reply ?? {}) };
+  }
+}
+
+/**
+ * Missing tables as a typed error that names the component and the migration that
+ * creates them (the statement runner in core turns everything else into a
+ * `DatabaseError`, or for an outage `DatabaseUnavailableError`).
+ */
+function missingTables(component: string, fix: string) {
+  return ({ statement, detail, error }: FailedStatement): Error | undefined =>
+    isMissingSchema(error) ? new SchemaNotReadyError(component, `${statement.name}: ${detail}`, fix, error) : undefined;
+}
+
+export const translateSagaStoreError = missingTables(
+  'saga store',
+  'run orchestrator.migrate() or add sagaMigrations() to your knex migrations',
+);
+
+export const translateParticipantLogError = missingTables(
+  'saga participant log',
+  'run participant.migrate(knex) or add participantMigrations() to your knex migrations',
+);
