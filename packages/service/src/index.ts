@@ -1,3 +1,12 @@
-export type { HandlerSpec, ServiceConsumerOptions, ServiceOptions } from './options.js';
+export type {
+  CommandSpec,
+  ConsumerSettings,
+  HandlerSpec,
+  ParsedSpec,
+  ServiceConsumerOptions,
+  ServiceOptions,
+  ServiceSagaOptions,
+} from './options.js';
+export { parsed, parsedCommand } from './options.js';
 export { createService, type Service } from './service.js';
 export { type KafkaTransportOptions, kafkaTransport, type Transport } from './transport.js';

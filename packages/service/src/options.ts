@@ -11,13 +11,50 @@ import {
   stderrLogger,
   topicName,
 } from '@eventual/core';
-import type { OutboxJobOptions, OutboxOptions, OutboxSchemaOptions, RelayOptions } from '@eventual/outbox';
+import type { JsonValue, OutboxJobOptions, OutboxOptions, OutboxSchemaOptions, RelayOptions } from '@eventual/outbox';
+import type {
+  AnySagaDefinition,
+  CommandHandler,
+  CommandHandlerOptions,
+  OrchestratorOptions,
+  ParticipantOptions,
+} from '@eventual/saga';
 import type { Kafka } from 'kafkajs';
 import type { Knex } from 'knex';
 import { kafkaTransport, type Transport } from './transport.js';
 
-/** A handler with its options, or just the handler. */
-export type HandlerSpec<P = never> = Handler<P> | ({ handler: Handler<P> } & HandlerOptions<P>);
+/**
+ * A message handler: a plain function gets the payload as parsed JSON; with `parsed()`
+ * the payload is validated and typed by a parse function first (a throw dead-letters
+ * the record as malformed, before anything is written).
+ */
+export type HandlerSpec = Handler | ParsedSpec<Handler<never>>;
+/** A saga command handler, plain or with a parse function (`parsedCommand()`). */
+export type CommandSpec = CommandHandler | ParsedSpec<CommandHandler<never>>;
+
+export interface ParsedSpec<H> {
+  readonly handler: H;
+  readonly parse: (payload: JsonValue) => unknown;
+}
+
+/** A handler whose payload `parse` validates and types: `parsed(parseOrder, async ({ message }) => ...)`. */
+export function parsed<P>(
+  parse: NonNullable<HandlerOptions<P>['parse']>,
+  handler: Handler<P>,
+): ParsedSpec<Handler<never>> {
+  return { handler: handler as Handler<never>, parse };
+}
+
+/** A saga command handler whose payload `parse` validates and types. */
+export function parsedCommand<P>(
+  parse: NonNullable<CommandHandlerOptions<P>['parse']>,
+  handler: CommandHandler<P>,
+): ParsedSpec<CommandHandler<never>> {
+  return { handler: handler as CommandHandler<never>, parse };
+}
+
+/** The consumer settings a service's own consumers (the saga reply consumer) accept. */
+export type ConsumerSettings = Omit<ServiceConsumerOptions, 'topics' | 'handlers' | 'commands'>;
 
 export interface ServiceConsumerOptions
   extends Omit<ConsumerOptions, 'outbox' | 'subscriber' | 'name' | 'instanceId' | 'logger'> {
@@ -29,7 +66,27 @@ export interface ServiceConsumerOptions
    * Handlers by message type, declared up front: a consumer never starts without the
    * handlers for what it reads (a record of a type nobody handles would be dead-lettered).
    */
-  handlers: Record<string, HandlerSpec>;
+  handlers?: Record<string, HandlerSpec>;
+  /**
+   * Saga commands by message type, for a participant: each handler's reply goes back
+   * to the orchestrator through the outbox, exactly once per saga step (see
+   * `@eventual/saga`'s `createParticipant`). The service runs one participant, named
+   * after it (`participant.name` to change that), and migrates its log.
+   */
+  commands?: Record<string, CommandSpec>;
+}
+
+export interface ServiceSagaOptions extends Omit<OrchestratorOptions, 'knex' | 'outbox' | 'replyTopic' | 'sagas'> {
+  /** The saga definitions this service orchestrates (`defineSaga(...).build()`). */
+  definitions: ReadonlyArray<AnySagaDefinition>;
+  /**
+   * Where participants reply. The service consumes it itself with the orchestrator's
+   * reply handler, and schedules the deadline sweep: a saga can never be left without
+   * either.
+   */
+  replyTopic: string;
+  /** Settings of the reply consumer. Default name and group: `<service>-saga-replies`. */
+  consumer?: ConsumerSettings;
 }
 
 export interface ServiceOptions {
@@ -55,8 +112,12 @@ export interface ServiceOptions {
   relay?: Omit<RelayOptions, 'publisher' | 'instanceId'>;
   /** The outbox jobs' schedules and cleanup settings, the run lease, and jobs of your own. */
   scheduler?: OutboxJobOptions & { runLeaseMs?: number; jobs?: readonly PeriodicJob[] };
-  /** The service's consumers, each with its topics and handlers. */
+  /** The service's consumers, each with its topics and handlers (or saga commands). */
   consumers?: ServiceConsumerOptions[];
+  /** Sagas this service orchestrates; the reply consumer and the sweep come with them. */
+  sagas?: ServiceSagaOptions;
+  /** The participant that runs the consumers' `commands`. Default name: the service's. */
+  participant?: ParticipantOptions;
   /** Create or upgrade every table the service uses at start. Default true. */
   migrate?: boolean;
 }
@@ -71,9 +132,20 @@ export interface ResolvedServiceOptions {
   shards: number | undefined;
   relay: Omit<RelayOptions, 'publisher' | 'instanceId'>;
   scheduler: OutboxJobOptions & { runLeaseMs?: number; jobs?: readonly PeriodicJob[] };
-  consumers: Array<ServiceConsumerOptions & { name: string; groupId: string }>;
+  consumers: ResolvedConsumer[];
+  sagas: ServiceSagaOptions | undefined;
+  participant: ParticipantOptions;
   migrate: boolean;
 }
+
+export type ResolvedConsumer = Omit<ServiceConsumerOptions, 'handlers' | 'commands'> & {
+  /** `saga-replies`: the orchestrator's reply consumer, whose handler the service registers. */
+  role: 'handlers' | 'saga-replies';
+  name: string;
+  groupId: string;
+  handlers: Record<string, HandlerSpec>;
+  commands: Record<string, CommandSpec>;
+};
 
 const KEYS = [
   'name',
@@ -86,6 +158,8 @@ const KEYS = [
   'relay',
   'scheduler',
   'consumers',
+  'sagas',
+  'participant',
   'migrate',
 ] as const;
 
@@ -104,7 +178,21 @@ export function resolveServiceOptions(options: ServiceOptions): ResolvedServiceO
   if (typeof transport.publisher !== 'function' || typeof transport.subscriber !== 'function')
     throw new InvalidOptionError('transport must have publisher() and subscriber({ groupId })');
   const { shards, ...outbox } = options.outbox ?? {};
-  const consumers = (options.consumers ?? []).map((c, i) => resolveConsumer(name, c, i));
+  const consumers = (options.consumers ?? []).map((c, i) => resolveConsumer(name, c, `consumers[${i}]`));
+  const sagas = options.sagas === undefined ? undefined : resolveSagas(options.sagas, consumers);
+  if (sagas)
+    consumers.push(
+      resolveConsumer(
+        name,
+        {
+          name: `${name}-saga-replies`,
+          ...sagas.consumer,
+          topics: [sagas.replyTopic],
+        },
+        'sagas.consumer',
+        'saga-replies',
+      ),
+    );
   const names = new Set<string>();
   for (const c of consumers) {
     if (names.has(c.name))
@@ -124,29 +212,63 @@ export function resolveServiceOptions(options: ServiceOptions): ResolvedServiceO
     relay: options.relay ?? {},
     scheduler: options.scheduler ?? {},
     consumers,
+    sagas,
+    participant: { name, ...(options.participant === undefined ? {} : object('participant', options.participant)) },
     migrate: options.migrate ?? true,
   };
 }
 
-function resolveConsumer(service: string, given: ServiceConsumerOptions, i: number) {
-  const where = `consumers[${i}]`;
+function resolveSagas(given: ServiceSagaOptions, consumers: ResolvedConsumer[]): ServiceSagaOptions {
+  object('sagas', given);
+  if (!Array.isArray(given.definitions) || given.definitions.length === 0)
+    throw new InvalidOptionError('sagas.definitions must list the sagas this service runs: [defineSaga(...).build()]');
+  const replyTopic = topicName('sagas.replyTopic', given.replyTopic);
+  const reader = consumers.find((c) => c.topics.includes(replyTopic));
+  if (reader)
+    throw new InvalidOptionError(
+      `consumer '${reader.name}' reads ${replyTopic}, the saga reply topic: the service consumes it itself; ` +
+        'remove it from that consumer (use sagas.consumer for its settings)',
+    );
+  return given;
+}
+
+function resolveConsumer(
+  service: string,
+  given: ServiceConsumerOptions,
+  where: string,
+  role: ResolvedConsumer['role'] = 'handlers',
+): ResolvedConsumer {
   object(where, given);
   const name = nonEmptyString(`${where}.name`, given.name ?? service);
   const groupId = nonEmptyString(`${where}.groupId`, given.groupId ?? name, 249);
   if (!Array.isArray(given.topics) || given.topics.length === 0)
     throw new InvalidOptionError(`${where}.topics must list the topics consumer '${name}' reads`);
   for (const [t, topic] of given.topics.entries()) topicName(`${where}.topics[${t}]`, topic);
-  const handlers = given.handlers === undefined ? {} : object(`${where}.handlers`, given.handlers);
-  if (Object.keys(handlers).length === 0)
+  const handlers = (given.handlers === undefined ? {} : object(`${where}.handlers`, given.handlers)) as Record<
+    string,
+    HandlerSpec
+  >;
+  const commands = (given.commands === undefined ? {} : object(`${where}.commands`, given.commands)) as Record<
+    string,
+    CommandSpec
+  >;
+  if (role === 'handlers' && Object.keys(handlers).length + Object.keys(commands).length === 0)
     throw new InvalidOptionError(
       `consumer '${name}' has no handlers: declare { handlers: { MessageType: async ({ trx, message }) => ... } } ` +
-        'for the types it reads; started without them, every record would be dead-lettered',
+        '(or saga commands) for the types it reads; started without them, every record would be dead-lettered',
     );
-  for (const [type, spec] of Object.entries(handlers)) {
-    const fn = typeof spec === 'function' ? spec : (spec as { handler?: unknown } | null)?.handler;
-    if (typeof fn !== 'function')
-      throw new InvalidOptionError(`${where}.handlers.${type} must be a handler function or { handler, parse? }`);
+  for (const [what, specs] of [
+    ['handlers', handlers],
+    ['commands', commands],
+  ] as const) {
+    for (const [type, spec] of Object.entries(specs)) {
+      const fn = typeof spec === 'function' ? spec : (spec as { handler?: unknown } | null)?.handler;
+      if (typeof fn !== 'function')
+        throw new InvalidOptionError(`${where}.${what}.${type} must be a handler function or { handler, parse? }`);
+      if (what === 'commands' && type in handlers)
+        throw new InvalidOptionError(`${where}: '${type}' is both a handler and a saga command; keep one`);
+    }
   }
   if (given.schema !== undefined) identifier(`${where}.schema`, given.schema);
-  return { ...given, name, groupId };
+  return { ...given, role, name, groupId, handlers, commands };
 }

@@ -1,7 +1,27 @@
-import { type Consumer, createConsumer } from '@eventual/consumer';
-import { asError, type Lifecycle, type LifecycleState, lifecycle, type Scheduler } from '@eventual/core';
+import { type Consumer, createConsumer, type Handler } from '@eventual/consumer';
+import {
+  asError,
+  InvalidOptionError,
+  type Lifecycle,
+  type LifecycleState,
+  lifecycle,
+  type Scheduler,
+} from '@eventual/core';
 import { createOutbox, createRelay, createScheduler, type Outbox, type Relay } from '@eventual/outbox';
-import { type ResolvedServiceOptions, resolveServiceOptions, type ServiceOptions } from './options.js';
+import {
+  type CommandHandler,
+  createParticipant,
+  createSagaOrchestrator,
+  type Participant,
+  SAGA_REPLY_TYPE,
+  type SagaOrchestrator,
+} from '@eventual/saga';
+import {
+  type ResolvedConsumer,
+  type ResolvedServiceOptions,
+  resolveServiceOptions,
+  type ServiceOptions,
+} from './options.js';
 import { type ConnectionNeed, checkPool } from './pool.js';
 
 /** A service's eventual parts, assembled, migrated, started and stopped in order. */
@@ -12,8 +32,10 @@ export interface Service extends Lifecycle {
   readonly relay: Relay;
   /** The one scheduler of the service: outbox jobs, inbox cleanup, saga deadlines, yours. */
   readonly scheduler: Scheduler;
-  /** The service's consumers by name. */
+  /** The service's consumers by name (with `<name>-saga-replies` when it runs sagas). */
   readonly consumers: ReadonlyMap<string, Consumer>;
+  /** The saga orchestrator: start sagas in your transactions with it. Throws if `sagas` was not configured. */
+  readonly orchestrator: SagaOrchestrator;
   /** Each part and its state, for a health check. */
   parts(): Array<{ part: string; state: LifecycleState }>;
 }
@@ -38,18 +60,26 @@ export function createService(options: ServiceOptions): Service {
     publisher: o.transport.publisher(),
     ...(instanceId ? { instanceId } : {}),
   });
-  const consumers = new Map(o.consumers.map((c) => [c.name, buildConsumer(o, outbox, c)] as const));
+  const orchestrator = o.sagas && buildOrchestrator(o, outbox);
+  const needsParticipant = o.consumers.some((c) => Object.keys(c.commands).length > 0);
+  const participant = needsParticipant ? createParticipant(o.participant) : undefined;
+  const wiring = { o, outbox, orchestrator, participant };
+  const consumers = new Map(o.consumers.map((c) => [c.name, buildConsumer(wiring, c)] as const));
   const scheduler = createScheduler(outbox, {
     ...o.scheduler,
     ...(instanceId ? { instanceId } : {}),
-    jobs: [...(o.scheduler.jobs ?? []), ...[...consumers.values()].flatMap((c) => c.jobs)],
+    jobs: [
+      ...(o.scheduler.jobs ?? []),
+      ...[...consumers.values()].flatMap((c) => c.jobs),
+      ...(orchestrator?.jobs ?? []),
+    ],
   });
   const started: Lifecycle[] = [];
 
   const parts = lifecycle(`service '${o.name}'`, {
     async start(signal) {
       checkPool(o.knex, connectionNeeds(o, consumers));
-      if (o.migrate) await migrate(o, outbox, consumers);
+      if (o.migrate) await migrate(wiring, consumers);
       for (const part of [relay, scheduler, ...consumers.values()]) {
         if (signal.aborted) return;
         started.push(part);
@@ -77,6 +107,13 @@ export function createService(options: ServiceOptions): Service {
     relay,
     scheduler,
     consumers,
+    get orchestrator() {
+      if (!orchestrator)
+        throw new InvalidOptionError(
+          `service '${o.name}' runs no sagas: configure createService({ sagas: { definitions, replyTopic } })`,
+        );
+      return orchestrator;
+    },
     get state() {
       return parts.state;
     },
@@ -90,8 +127,20 @@ export function createService(options: ServiceOptions): Service {
   };
 }
 
-function buildConsumer(o: ResolvedServiceOptions, outbox: Outbox, c: ResolvedServiceOptions['consumers'][number]) {
-  const { handlers, groupId, ...consumerOptions } = c;
+interface Wiring {
+  o: ResolvedServiceOptions;
+  outbox: Outbox;
+  orchestrator: SagaOrchestrator | undefined;
+  participant: Participant | undefined;
+}
+
+function buildOrchestrator(o: ResolvedServiceOptions, outbox: Outbox): SagaOrchestrator {
+  const { definitions, replyTopic, consumer: _, ...sagaOptions } = o.sagas!;
+  return createSagaOrchestrator({ ...sagaOptions, knex: o.knex, outbox, replyTopic, sagas: definitions });
+}
+
+function buildConsumer({ o, outbox, orchestrator, participant }: Wiring, c: ResolvedConsumer): Consumer {
+  const { handlers, commands, groupId, role, ...consumerOptions } = c;
   const consumer = createConsumer({
     ...consumerOptions,
     outbox,
@@ -99,18 +148,27 @@ function buildConsumer(o: ResolvedServiceOptions, outbox: Outbox, c: ResolvedSer
     logger: o.logger,
     ...(o.instanceId ? { instanceId: o.instanceId } : {}),
   });
+  if (role === 'saga-replies' && orchestrator) consumer.handle(SAGA_REPLY_TYPE, orchestrator.replyHandler);
+  // The specs erase each payload type; parse and handler were paired by parsed() /
+  // parsedCommand(), so the handler gets what its parse returns.
   for (const [type, spec] of Object.entries(handlers)) {
     if (typeof spec === 'function') consumer.handle(type, spec);
-    else {
-      const { handler, ...handlerOptions } = spec;
-      consumer.handle(type, handler, handlerOptions);
-    }
+    else consumer.handle<unknown>(type, spec.handler as Handler<unknown>, { parse: spec.parse });
+  }
+  for (const [type, spec] of Object.entries(commands)) {
+    const command =
+      typeof spec === 'function'
+        ? participant!.handle(spec)
+        : participant!.handle<unknown>(spec.handler as CommandHandler<unknown>, { parse: spec.parse });
+    consumer.handle(type, command);
   }
   return consumer;
 }
 
-async function migrate(o: ResolvedServiceOptions, outbox: Outbox, consumers: Map<string, Consumer>) {
+async function migrate({ o, outbox, orchestrator, participant }: Wiring, consumers: Map<string, Consumer>) {
   await outbox.migrate(o.shards === undefined ? {} : { shards: o.shards });
+  await orchestrator?.migrate();
+  await participant?.migrate(o.knex);
   // Consumers sharing one inbox table migrate it once.
   const inboxes = new Map<string, Consumer>();
   for (const c of consumers.values()) inboxes.set(`${c.options.schema}.${c.options.table}`, c);

@@ -127,16 +127,20 @@ export async function startWorld(options: WorldOptions): Promise<World> {
         CARRIER_FAULTS: JSON.stringify(options.carrierFaults ?? NO_FAULTS),
         CARRIER_SEED: String(options.carrierSeed ?? 42),
       },
+      // One process per service: a stable instance id lets a restarted one (--chaos)
+      // take its relay shards back at once instead of waiting out its old leases.
       order: {
         ...common,
+        INSTANCE_ID: 'order-1',
         DATABASE_URL: databaseUrls.order,
         PORT: String(orderPort),
         STEP_DEADLINE_MS: String(timing.stepDeadlineMs),
         SHIP_DEADLINE_MS: String(timing.shipDeadlineMs),
       },
-      payment: { ...common, DATABASE_URL: databaseUrls.payment },
+      payment: { ...common, INSTANCE_ID: 'payment-1', DATABASE_URL: databaseUrls.payment },
       warehouse: {
         ...common,
+        INSTANCE_ID: 'warehouse-1',
         DATABASE_URL: databaseUrls.warehouse,
         CARRIER_URL: carrierUrl,
         ...(options.timing?.carrierTimeoutMs ? { CARRIER_TIMEOUT_MS: String(options.timing.carrierTimeoutMs) } : {}),

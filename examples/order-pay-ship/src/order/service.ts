@@ -1,11 +1,11 @@
-import { createSagaOrchestrator, SAGA_REPLY_TYPE } from '@eventual/saga';
+import { createService } from '@eventual/service';
 import { type Env, integerVar, type MessagingConfig, messagingConfig } from '../shared/config.js';
 import { connect, ensureDatabase } from '../shared/database.js';
 import { demoSeed } from '../shared/demo-data.js';
 import { close, jsonServer, listen } from '../shared/http.js';
 import { ensureTopics } from '../shared/kafka.js';
 import { logger } from '../shared/log.js';
-import { createMessaging } from '../shared/messaging.js';
+import { consumerSettings, logServiceEvents, serviceSettings } from '../shared/messaging.js';
 import type { RunningService } from '../shared/process.js';
 import { seededRandom } from '../shared/random.js';
 import { allTopics, topicsFor } from '../shared/topics.js';
@@ -44,29 +44,22 @@ export async function startOrderService(config: OrderConfig): Promise<RunningSer
   if (config.seedDemoData) await seedCatalog(knex, demoSeed(seededRandom(1)).products);
 
   const saga = orderFulfilment(topics, config.timing);
-  const messaging = createMessaging({
-    service: 'order',
+  const service = createService({
+    ...serviceSettings('order', config, log),
     knex,
-    brokers: config.brokers,
-    namespace: config.namespace,
-    consumes: [topics.orderReplies],
-    // Saga deadlines and retries, swept every second once per cluster.
-    jobs: () => orchestrator.jobs,
-    log,
+    // The saga comes with its reply consumer and its deadline sweep.
+    sagas: {
+      definitions: [saga],
+      replyTopic: topics.orderReplies,
+      maxCompensationAttempts: 20,
+      retryBackoff: { initialMs: 500, maxMs: 5_000 },
+      consumer: consumerSettings('order', config),
+    },
   });
-  const orchestrator = createSagaOrchestrator({
-    knex,
-    outbox: messaging.outbox,
-    replyTopic: topics.orderReplies,
-    sagas: [saga],
-    maxCompensationAttempts: 20,
-    retryBackoff: { initialMs: 500, maxMs: 5_000 },
-  });
+  const { orchestrator } = service;
   orchestrator.on('saga:failed', (e) => log(`saga ${e.sagaId} FAILED at ${e.step}: ${e.error} (resume it once fixed)`));
-  await messaging.migrate();
-  await orchestrator.migrate();
-  messaging.consumer.handle(SAGA_REPLY_TYPE, orchestrator.replyHandler);
-  await messaging.start();
+  logServiceEvents(service, log);
+  await service.start();
 
   const server = jsonServer(orderRoutes({ knex, orchestrator, saga }), log);
   const port = await listen(server, config.port);
@@ -74,7 +67,7 @@ export async function startOrderService(config: OrderConfig): Promise<RunningSer
     info: { port },
     async stop() {
       await close(server);
-      await messaging.stop();
+      await service.stop();
       await knex.destroy();
     },
   };

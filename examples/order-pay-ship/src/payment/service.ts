@@ -1,11 +1,11 @@
-import { createParticipant } from '@eventual/saga';
+import { createService, parsedCommand } from '@eventual/service';
 import { type Env, type MessagingConfig, messagingConfig } from '../shared/config.js';
 import { connect, ensureDatabase } from '../shared/database.js';
 import { demoSeed } from '../shared/demo-data.js';
 import { ensureTopics } from '../shared/kafka.js';
 import { logger } from '../shared/log.js';
 import { parsePaymentCommand } from '../shared/messages.js';
-import { createMessaging } from '../shared/messaging.js';
+import { consumerSettings, logServiceEvents, serviceSettings } from '../shared/messaging.js';
 import type { RunningService } from '../shared/process.js';
 import { seededRandom } from '../shared/random.js';
 import { allTopics, MESSAGE, topicsFor } from '../shared/topics.js';
@@ -24,25 +24,26 @@ export async function startPaymentService(config: MessagingConfig): Promise<Runn
   await migratePaymentDatabase(knex);
   if (config.seedDemoData) await seedWallets(knex, demoSeed(seededRandom(1)).customers);
 
-  const messaging = createMessaging({
-    service: 'payment',
+  const service = createService({
+    ...serviceSettings('payment', config, log),
     knex,
-    brokers: config.brokers,
-    namespace: config.namespace,
-    consumes: [topics.paymentCommands],
-    log,
+    consumers: [
+      {
+        ...consumerSettings('payment', config),
+        topics: [topics.paymentCommands],
+        commands: {
+          [MESSAGE.chargePayment]: parsedCommand(parsePaymentCommand, chargePayment),
+          [MESSAGE.refundPayment]: parsedCommand(parsePaymentCommand, refundPayment),
+        },
+      },
+    ],
   });
-  const participant = createParticipant({ name: 'payment' });
-  await messaging.migrate();
-  await participant.migrate(knex);
-  const { consumer } = messaging;
-  consumer.handle(MESSAGE.chargePayment, participant.handle(chargePayment, { parse: parsePaymentCommand }));
-  consumer.handle(MESSAGE.refundPayment, participant.handle(refundPayment, { parse: parsePaymentCommand }));
-  await messaging.start();
+  logServiceEvents(service, log);
+  await service.start();
   return {
     info: { consumes: topics.paymentCommands },
     async stop() {
-      await messaging.stop();
+      await service.stop();
       await knex.destroy();
     },
   };

@@ -53,6 +53,13 @@ export interface MessagingConfig {
   namespace: string;
   /** Seed the demo catalogue, wallets or stock on start (docker-compose sets it; the demo seeds itself). */
   seedDemoData: boolean;
+  /**
+   * INSTANCE_ID: this process's name in relay and job leases, stable across restarts of
+   * the same slot (the demo gives each service one; a StatefulSet gives the pod name),
+   * so a restarted service takes its relay shards back at once. Unset: a new random
+   * name per process, which is what several replicas of one service need.
+   */
+  instanceId: string | undefined;
 }
 
 export function messagingConfig(env: Env): MessagingConfig {
@@ -61,5 +68,6 @@ export function messagingConfig(env: Env): MessagingConfig {
     brokers: brokersVar(env),
     namespace: namespaceVar(env),
     seedDemoData: env.SEED_DEMO_DATA === '1' || env.SEED_DEMO_DATA === 'true',
+    instanceId: env.INSTANCE_ID?.trim() || undefined,
   };
 }

@@ -1,11 +1,11 @@
-import { createParticipant } from '@eventual/saga';
+import { createService, parsed, parsedCommand } from '@eventual/service';
 import { type Env, integerVar, type MessagingConfig, messagingConfig, required } from '../shared/config.js';
 import { connect, ensureDatabase } from '../shared/database.js';
 import { demoSeed } from '../shared/demo-data.js';
 import { ensureTopics } from '../shared/kafka.js';
 import { logger } from '../shared/log.js';
 import { parseShipmentCommand, parseStockCommand } from '../shared/messages.js';
-import { createMessaging } from '../shared/messaging.js';
+import { consumerSettings, logServiceEvents, serviceSettings } from '../shared/messaging.js';
 import type { RunningService } from '../shared/process.js';
 import { seededRandom } from '../shared/random.js';
 import { allTopics, MESSAGE, topicsFor } from '../shared/topics.js';
@@ -42,39 +42,47 @@ export async function startWarehouseService(config: WarehouseConfig): Promise<Ru
   await migrateWarehouseDatabase(knex);
   if (config.seedDemoData) await seedProducts(knex, demoSeed(seededRandom(1)).products);
 
-  const messaging = createMessaging({
-    service: 'warehouse',
+  const settings = serviceSettings('warehouse', config, log);
+  const service = createService({
+    ...settings,
     knex,
-    brokers: config.brokers,
-    namespace: config.namespace,
-    consumes: [topics.warehouseCommands],
     // Ask the carrier soon after a booking call went unanswered; keep asking (with
     // backoff up to 5 s) for minutes while it is unreachable before the default
     // rollback, after which the saga's deadline re-sends ShipOrder anyway.
-    checkBack: { checkAfterMs: config.checkAfterMs, maxChecks: 60, backoff: { initialMs: 1_000, maxMs: 5_000 } },
-    log,
+    outbox: {
+      ...settings.outbox,
+      checkBack: { checkAfterMs: config.checkAfterMs, maxChecks: 60, backoff: { initialMs: 1_000, maxMs: 5_000 } },
+    },
+    consumers: [
+      {
+        ...consumerSettings('warehouse', config),
+        topics: [topics.warehouseCommands],
+        commands: {
+          [MESSAGE.reserveStock]: parsedCommand(parseStockCommand, reserveStock),
+          [MESSAGE.releaseStock]: parsedCommand(parseStockCommand, releaseStock),
+        },
+        // Shipping replies itself, with a prepared reply around the carrier call.
+        handlers: {
+          [MESSAGE.shipOrder]: parsed(parseShipmentCommand, (context) => shipping.shipOrder(context)),
+          [MESSAGE.cancelShipment]: parsed(parseShipmentCommand, (context) => shipping.cancelShipment(context)),
+        },
+      },
+    ],
   });
-  const participant = createParticipant({ name: 'warehouse' });
   const shipping = createShipping({
     knex,
-    outbox: messaging.outbox,
+    outbox: service.outbox,
     carrier: createCarrierClient({ baseUrl: config.carrierUrl, timeoutMs: config.carrierTimeoutMs }),
     replyTopic: topics.orderReplies,
     log,
   });
   shipping.registerChecker();
-  await messaging.migrate();
-  await participant.migrate(knex);
-  const { consumer } = messaging;
-  consumer.handle(MESSAGE.reserveStock, participant.handle(reserveStock, { parse: parseStockCommand }));
-  consumer.handle(MESSAGE.releaseStock, participant.handle(releaseStock, { parse: parseStockCommand }));
-  consumer.handle(MESSAGE.shipOrder, shipping.shipOrder, { parse: parseShipmentCommand });
-  consumer.handle(MESSAGE.cancelShipment, shipping.cancelShipment, { parse: parseShipmentCommand });
-  await messaging.start();
+  logServiceEvents(service, log);
+  await service.start();
   return {
     info: { consumes: topics.warehouseCommands, carrier: config.carrierUrl },
     async stop() {
-      await messaging.stop();
+      await service.stop();
       await shipping.drain();
       await knex.destroy();
     },
