@@ -1,4 +1,4 @@
-import { EventualError, type FailedStatement, isMissingSchema, SchemaNotReadyError, sqlStateOf } from '@eventual/core';
+import { EventualError, schemaTranslator } from '@eventual/core';
 
 /**
  * Throw this from a handler when retrying cannot help (the message asks for something
@@ -43,16 +43,10 @@ export class TransactionAbortedError extends EventualError {
 /**
  * The inbox's own SQLSTATEs as typed errors (the statement runner in core turns
  * everything else into a `DatabaseError` or, for an outage, `DatabaseUnavailableError`).
+ * EV002 is raised by the inbox transition trigger (see migrations.ts).
  */
-export function translateInboxError({ statement, detail, error }: FailedStatement): Error | undefined {
-  if (isMissingSchema(error))
-    return new SchemaNotReadyError(
-      'inbox',
-      `${statement.name}: ${detail}`,
-      'run consumer.migrate() or add inboxMigrations() to your knex migrations',
-      error,
-    );
-  // Raised by the inbox transition trigger (see migrations.ts).
-  if (sqlStateOf(error) === 'EV002') return new IllegalInboxTransitionError(`${statement.name}: ${detail}`, error);
-  return undefined;
-}
+export const translateInboxError = schemaTranslator(
+  'inbox',
+  'run consumer.migrate() or add inboxMigrations() to your knex migrations',
+  { EV002: (message, cause) => new IllegalInboxTransitionError(message, cause) },
+);

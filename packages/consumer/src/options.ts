@@ -11,6 +11,7 @@ import {
   nonEmptyString,
   object,
   oneOf,
+  optionsObject,
   qualified,
   stderrLogger,
   topicName,
@@ -101,24 +102,27 @@ export interface ResolvedConsumerOptions {
 }
 
 export function resolveConsumerOptions(options: ConsumerOptions): ResolvedConsumerOptions {
-  if (options === null || typeof options !== 'object')
-    throw new InvalidOptionError('createConsumer needs an options object { outbox, name, topics, subscriber }');
-  knownKeys('createConsumer', options, [
-    'outbox',
-    'name',
-    'topics',
-    'subscriber',
-    'schema',
-    'table',
-    'batchSize',
-    'maxAttempts',
-    'backoff',
-    'onUnknownType',
-    'deadLetterTopic',
-    'retention',
-    'instanceId',
-    'logger',
-  ]);
+  optionsObject(
+    'createConsumer',
+    options,
+    [
+      'outbox',
+      'name',
+      'topics',
+      'subscriber',
+      'schema',
+      'table',
+      'batchSize',
+      'maxAttempts',
+      'backoff',
+      'onUnknownType',
+      'deadLetterTopic',
+      'retention',
+      'instanceId',
+      'logger',
+    ],
+    '{ outbox, name, topics, subscriber }',
+  );
   const { outbox, subscriber } = options;
   const database = (() => {
     try {

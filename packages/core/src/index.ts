@@ -15,7 +15,13 @@ export { describeValue, jsonProblem } from './json.js';
 export { databaseOf, isKnex, isKnexTransaction, sameDatabase } from './knex.js';
 export { type Lifecycle, LifecycleError, type LifecycleHooks, type LifecycleState, lifecycle } from './lifecycle.js';
 export { type LogEntry, type Logger, type LogLevel, safeLog, silentLogger, stderrLogger } from './logger.js';
-export { type Migration, migrationSource, runMigrations } from './migrations.js';
+export {
+  type Migration,
+  migrationSource,
+  runMigrations,
+  type TableMigrationOptions,
+  tableMigrations,
+} from './migrations.js';
 export {
   defaultInstanceId,
   identifier,
@@ -34,7 +40,13 @@ export {
   type SchedulerEventMap,
   type SchedulerOptions,
 } from './scheduler/scheduler.js';
-export { type FailedStatement, type Statement, type StatementRunner, statementRunner } from './sql/statement.js';
+export {
+  type FailedStatement,
+  type Statement,
+  type StatementRunner,
+  schemaTranslator,
+  statementRunner,
+} from './sql/statement.js';
 export {
   type BackoffOptions,
   backoff,
@@ -47,5 +59,6 @@ export {
   nonEmptyString,
   object,
   oneOf,
+  optionsObject,
 } from './validate.js';
 export { sleep, Wakeable } from './wait.js';

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { identifier, qualified } from './names.js';
 
 export type Migration = { name: string; up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> };
 
@@ -23,4 +24,38 @@ export async function runMigrations(
 ): Promise<void> {
   await knex.raw(`create schema if not exists "${schema}"`);
   await knex.migrate.latest({ migrationSource: source, schemaName: schema, tableName: bookkeepingTable });
+}
+
+export interface TableMigrationOptions {
+  schema?: string;
+  table?: string;
+}
+
+/**
+ * The migrations of a package that owns one table (`<schema>.<table>.001_create`): the
+ * schema if needed, then `create`'s statements in order; `down` drops the table and
+ * whatever `drop` lists (its functions). `q(name)` quotes a name in the schema.
+ */
+export function tableMigrations(
+  options: TableMigrationOptions,
+  defaultTable: string,
+  create: (table: { qualified: string; name: string; q: (name: string) => string }) => string[],
+  drop: (table: { qualified: string; name: string; q: (name: string) => string }) => string[] = () => [],
+): Knex.MigrationSource<Migration> {
+  const schema = identifier('schema', options.schema ?? 'eventual');
+  const name = identifier('table', options.table ?? defaultTable);
+  const table = { qualified: qualified(schema, name), name, q: (n: string) => qualified(schema, n) };
+  return migrationSource([
+    {
+      name: `${schema}.${name}.001_create`,
+      async up(knex) {
+        await knex.raw(`create schema if not exists "${schema}"`);
+        for (const statement of create(table)) await knex.raw(statement);
+      },
+      async down(knex) {
+        await knex.raw(`drop table if exists ${table.qualified}`);
+        for (const statement of drop(table)) await knex.raw(statement);
+      },
+    },
+  ]);
 }

@@ -50,6 +50,16 @@ export function func<F extends (...args: never[]) => unknown>(option: string, va
   return value as F;
 }
 
+/**
+ * The options object a factory was given, with only the keys it knows: `createX needs
+ * an options object { ... }` for anything else, naming what it needs (`needs`).
+ */
+export function optionsObject(factory: string, value: unknown, allowed: readonly string[], needs: string): void {
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new InvalidOptionError(`${factory} needs an options object ${needs}`);
+  knownKeys(factory, value, allowed);
+}
+
 /** Rejects option keys the resolver does not know, so a typo is not silently ignored. */
 export function knownKeys(what: string, options: object, allowed: readonly string[]): void {
   for (const key of Object.keys(options)) {

@@ -1,4 +1,4 @@
-import { EventualError, type FailedStatement, isMissingSchema, SchemaNotReadyError, sqlStateOf } from '@eventual/core';
+import { EventualError, schemaTranslator } from '@eventual/core';
 
 export { EventualError, InvalidOptionError, SchemaNotReadyError } from '@eventual/core';
 
@@ -113,16 +113,10 @@ export class PublishError extends EventualError {
 /**
  * The outbox's own SQLSTATEs as typed errors (the statement runner in core turns
  * everything else into a `DatabaseError` or, for an outage, `DatabaseUnavailableError`).
+ * EV001 is raised by the state-machine trigger (see migrations.ts).
  */
-export function translateOutboxError({ statement, detail, error }: FailedStatement): Error | undefined {
-  if (isMissingSchema(error))
-    return new SchemaNotReadyError(
-      'outbox',
-      `${statement.name}: ${detail}`,
-      'run outbox.migrate() or add outboxMigrations() to your knex migrations',
-      error,
-    );
-  // Raised by the state-machine trigger (see migrations.ts).
-  if (sqlStateOf(error) === 'EV001') return new IllegalTransitionError(`${statement.name}: ${detail}`, error);
-  return undefined;
-}
+export const translateOutboxError = schemaTranslator(
+  'outbox',
+  'run outbox.migrate() or add outboxMigrations() to your knex migrations',
+  { EV001: (message, cause) => new IllegalTransitionError(message, cause) },
+);

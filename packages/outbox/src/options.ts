@@ -9,6 +9,7 @@ import {
   knownKeys,
   type Logger,
   oneOf,
+  optionsObject,
   qualified,
   stderrLogger,
 } from '@eventual/core';
@@ -67,17 +68,12 @@ export interface ResolvedOutboxOptions {
 }
 
 export function resolveOutboxOptions(options: OutboxOptions): ResolvedOutboxOptions {
-  if (options === null || typeof options !== 'object')
-    throw new InvalidOptionError('createOutbox needs an options object with at least { knex }');
-  knownKeys('createOutbox', options, [
-    'knex',
-    'schema',
-    'table',
-    'maxMessageBytes',
-    'traceparent',
-    'checkBack',
-    'logger',
-  ]);
+  optionsObject(
+    'createOutbox',
+    options,
+    ['knex', 'schema', 'table', 'maxMessageBytes', 'traceparent', 'checkBack', 'logger'],
+    'with at least { knex }',
+  );
   if (!isKnex(options.knex))
     throw new InvalidOptionError('knex must be a knex instance created with knex({ client: "pg", ... })');
   const schema = identifier('schema', options.schema ?? 'eventual');
@@ -102,17 +98,15 @@ export function resolveOutboxOptions(options: OutboxOptions): ResolvedOutboxOpti
   };
 }
 
+/** Between checks answered `unknown`: 1 s doubling to 5 min, 20% jitter. */
+const CHECK_BACKOFF: BackoffPolicy = { initialMs: 1_000, maxMs: 300_000, factor: 2, jitter: 0.2 };
+
 function resolveCheckBack(given: CheckBackOptions): ResolvedCheckBack {
   knownKeys('checkBack', given, ['checkAfterMs', 'maxChecks', 'backoff', 'defaultResolution', 'batchSize']);
   return {
     checkAfterMs: integer('checkBack.checkAfterMs', given.checkAfterMs ?? 30_000, 0, 86_400_000),
     maxChecks: integer('checkBack.maxChecks', given.maxChecks ?? 15, 1, 1_000),
-    backoff: backoff('checkBack.backoff', given.backoff, {
-      initialMs: 1_000,
-      maxMs: 300_000,
-      factor: 2,
-      jitter: 0.2,
-    }),
+    backoff: backoff('checkBack.backoff', given.backoff, CHECK_BACKOFF),
     defaultResolution: oneOf('checkBack.defaultResolution', given.defaultResolution ?? 'rollback', [
       'commit',
       'rollback',

@@ -1,10 +1,4 @@
-import {
-  EventualError,
-  errorMessage,
-  type FailedStatement,
-  isMissingSchema,
-  SchemaNotReadyError,
-} from '@eventual/core';
+import { EventualError, errorMessage, schemaTranslator } from '@eventual/core';
 import type { JsonValue, Message } from '@eventual/outbox';
 
 /** The saga was changed by someone else between read and write; retrying re-reads it. */
@@ -17,19 +11,25 @@ export class SagaConcurrencyError extends EventualError {
   }
 }
 
-/** The request does not fit the saga's state (e.g. resuming a saga that has not failed). */
-export class SagaStateError extends EventualError {
-  override name = 'SagaStateError';
-  constructor(message: string) {
-    super('saga_state', message, { retriable: false });
-  }
-}
-
 /** Saga data that JSON would not give back as it was: refused where it would be stored. */
 export class InvalidSagaDataError extends EventualError {
   override name = 'InvalidSagaDataError';
+  /** Where the data was refused, e.g. `saga order-fulfilment, start`. */
+  readonly where: string;
   constructor(where: string, problem: string) {
     super('invalid_saga_data', `${where}: ${problem}`, { retriable: false });
+    this.where = where;
+  }
+}
+
+/** The request does not fit the saga's state (e.g. resuming a saga that has not failed). */
+export class SagaStateError extends EventualError {
+  override name = 'SagaStateError';
+  /** The saga the request was about. */
+  readonly sagaId: string;
+  constructor(sagaId: string, message: string) {
+    super('saga_state', message, { retriable: false });
+    this.sagaId = sagaId;
   }
 }
 
@@ -81,22 +81,12 @@ export class CommandRejected extends EventualError {
   }
 }
 
-/**
- * Missing tables as a typed error that names the component and the migration that
- * creates them (the statement runner in core turns everything else into a
- * `DatabaseError`, or for an outage `DatabaseUnavailableError`).
- */
-function missingTables(component: string, fix: string) {
-  return ({ statement, detail, error }: FailedStatement): Error | undefined =>
-    isMissingSchema(error) ? new SchemaNotReadyError(component, `${statement.name}: ${detail}`, fix, error) : undefined;
-}
-
-export const translateSagaStoreError = missingTables(
+export const translateSagaStoreError = schemaTranslator(
   'saga store',
   'run orchestrator.migrate() or add sagaMigrations() to your knex migrations',
 );
 
-export const translateParticipantLogError = missingTables(
+export const translateParticipantLogError = schemaTranslator(
   'saga participant log',
   'run participant.migrate(knex) or add participantMigrations() to your knex migrations',
 );

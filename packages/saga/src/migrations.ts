@@ -1,11 +1,11 @@
-import { identifier, type Migration, migrationSource, qualified } from '@eventual/core';
+import { type Migration, tableMigrations } from '@eventual/core';
 import type { Knex } from 'knex';
 
 type TableOptions = { schema?: string; table?: string };
 
 /** The orchestrator's saga instance table, as a knex migration source. */
 export function sagaMigrations(options: TableOptions = {}): Knex.MigrationSource<Migration> {
-  return tableMigrations(options, 'sagas', (q, table) => [
+  return tableMigrations(options, 'sagas', ({ qualified: q, name: table }) => [
     `create table ${q} (
       id text primary key,
       type text not null,
@@ -38,7 +38,7 @@ export function sagaMigrations(options: TableOptions = {}): Knex.MigrationSource
  * tombstone that makes the late forward command fail without effect.
  */
 export function participantMigrations(options: TableOptions = {}): Knex.MigrationSource<Migration> {
-  return tableMigrations(options, 'saga_participant_log', (q) => [
+  return tableMigrations(options, 'saga_participant_log', ({ qualified: q }) => [
     `create table ${q} (
       participant text not null,
       saga_id text not null,
@@ -50,28 +50,5 @@ export function participantMigrations(options: TableOptions = {}): Knex.Migratio
       created_at timestamptz not null default now(),
       primary key (participant, saga_id, step, phase)
     )`,
-  ]);
-}
-
-/** One table's migrations (`<schema>.<table>.001_create`): the schema if needed, then `create`'s statements. */
-function tableMigrations(
-  options: TableOptions,
-  defaultTable: string,
-  create: (q: string, table: string) => string[],
-): Knex.MigrationSource<Migration> {
-  const schema = identifier('schema', options.schema ?? 'eventual');
-  const table = identifier('table', options.table ?? defaultTable);
-  const q = qualified(schema, table);
-  return migrationSource([
-    {
-      name: `${schema}.${table}.001_create`,
-      async up(knex) {
-        await knex.raw(`create schema if not exists "${schema}"`);
-        for (const statement of create(q, table)) await knex.raw(statement);
-      },
-      async down(knex) {
-        await knex.raw(`drop table if exists ${q}`);
-      },
-    },
   ]);
 }

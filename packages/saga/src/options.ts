@@ -64,6 +64,9 @@ const KNOWN = [
   'sweepSchedule',
 ] as const;
 
+/** Between retries of a failed step or compensation: 1 s doubling to 60 s, 20% jitter. */
+const RETRY_BACKOFF: BackoffPolicy = { initialMs: 1_000, maxMs: 60_000, factor: 2, jitter: 0.2 };
+
 /** Defaults and validation of the orchestrator's options, in one place. */
 export function resolveOrchestratorOptions(options: OrchestratorOptions): ResolvedOrchestratorOptions {
   knownKeys('createSagaOrchestrator', options, KNOWN);
@@ -85,12 +88,7 @@ export function resolveOrchestratorOptions(options: OrchestratorOptions): Resolv
     sagasTable: qualified(schema, table),
     definitions,
     maxCompensationAttempts: integer('maxCompensationAttempts', options.maxCompensationAttempts ?? 10, 1, 1_000),
-    retryBackoff: backoff('retryBackoff', options.retryBackoff, {
-      initialMs: 1_000,
-      maxMs: 60_000,
-      factor: 2,
-      jitter: 0.2,
-    }),
+    retryBackoff: backoff('retryBackoff', options.retryBackoff, RETRY_BACKOFF),
     sweepBatchSize: integer('sweepBatchSize', options.sweepBatchSize ?? 100, 1, 10_000),
     sweepSchedule: sweepSchedule(options.sweepSchedule ?? '* * * * * *'),
   };

@@ -155,7 +155,7 @@ export function createSagaOrchestrator(options: OrchestratorOptions): SagaOrches
     async resume(sagaId) {
       return knex.transaction(async (trx) => {
         const [row] = await run<SagaRow>(trx, selectSaga(sagasTable, sagaId));
-        if (!row) throw new SagaStateError(`no saga with id ${sagaId}`);
+        if (!row) throw new SagaStateError(sagaId, `no saga with id ${sagaId}`);
         return toInstance(o, await advanceSaga(c, trx, bound(trx, sagaId), row, { kind: 'resume' }));
       });
     },
@@ -210,7 +210,7 @@ async function advanceSaga(
   event: SagaEvent,
 ): Promise<SagaRow> {
   const definition = c.o.definitions.get(row.type);
-  if (!definition) throw new SagaStateError(`no saga named '${row.type}' is registered with this orchestrator`);
+  if (!definition) throw new SagaStateError(row.id, `no saga named '${row.type}' is registered with this orchestrator`);
   const t = await drive(definition, row, event, c.deps, (action, state) => runLocal(trx, action, state));
   let saved = row;
   if (t.changed) {

@@ -60,7 +60,7 @@ export function advance(
       break;
     case 'resume':
       if (s.status !== 'failed')
-        throw new SagaStateError(`saga ${s.id} is ${s.status}; only a failed saga can be resumed`);
+        throw new SagaStateError(s.id, `saga ${s.id} is ${s.status}; only a failed saga can be resumed`);
       s.status = 'compensating';
       s.attempt = 0;
       log(d, 'compensate', 'resumed');

@@ -1,5 +1,12 @@
 import type { Knex } from 'knex';
-import { DatabaseError, DatabaseUnavailableError, errorMessage } from '../errors.js';
+import {
+  DatabaseError,
+  DatabaseUnavailableError,
+  errorMessage,
+  isMissingSchema,
+  SchemaNotReadyError,
+  sqlStateOf,
+} from '../errors.js';
 import { isDatabaseOutage } from '../outage.js';
 
 /**
@@ -73,4 +80,22 @@ function withoutStatementText(db: Knex | Knex.Transaction, statement: Statement,
   }
   const prefix = prefixes.find((p) => message.startsWith(p));
   return prefix ? message.slice(prefix.length) : message;
+}
+
+/**
+ * A package's translator: missing tables become `SchemaNotReadyError` naming the
+ * component and the migration that creates them; `triggers` maps the SQLSTATEs the
+ * package's own triggers raise (e.g. an illegal state transition) to its typed errors.
+ */
+export function schemaTranslator(
+  component: string,
+  fix: string,
+  triggers: Record<string, (message: string, cause: unknown) => Error> = {},
+): (failed: FailedStatement) => Error | undefined {
+  return ({ statement, detail, error }) => {
+    const message = `${statement.name}: ${detail}`;
+    if (isMissingSchema(error)) return new SchemaNotReadyError(component, message, fix, error);
+    const trigger = triggers[sqlStateOf(error) ?? ''];
+    return trigger?.(message, error);
+  };
 }

@@ -6,9 +6,9 @@ import {
   defaultInstanceId,
   InvalidOptionError,
   integer,
-  knownKeys,
   nonEmptyString,
   oneOf,
+  optionsObject,
 } from '@eventual/core';
 import type { Publisher } from '../publisher.js';
 
@@ -81,9 +81,7 @@ const KEYS = [
 ] as const;
 
 export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions {
-  if (options === null || typeof options !== 'object')
-    throw new InvalidOptionError('createRelay needs an options object with at least { publisher }');
-  knownKeys('createRelay', options, KEYS);
+  optionsObject('createRelay', options, KEYS, 'with at least { publisher }');
   const { publisher } = options;
   if (!publisher || typeof publisher.publish !== 'function' || typeof publisher.close !== 'function') {
     throw new InvalidOptionError(
