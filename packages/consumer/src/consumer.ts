@@ -74,6 +74,16 @@ export interface Consumer extends Lifecycle {
 export function createConsumer(options: ConsumerOptions): Consumer {
   const o = resolveConsumerOptions(options);
   const events = new Events('consumer', o.logger);
+  // Every error event also reaches the logger, so nothing fails silently without a listener.
+  events.on('consumer:error', ({ error, fatal, topic, partition }) =>
+    o.logger({
+      level: 'error',
+      namespace: 'consumer',
+      message: `consumer '${o.name}'${topic === undefined ? '' : ` (${topic}/${partition})`}: ${error.message}${fatal ? ' (fatal: the subscriber gave up)' : ''}`,
+      error,
+      instanceId: o.instanceId,
+    }),
+  );
   const counters: ConsumerCounters = {
     processed: 0,
     duplicates: 0,

@@ -107,6 +107,29 @@ describe('a database outage while a handler runs', () => {
     },
   );
 
+  it("counts a handler's own socket error (a call to another system) as its failure, and dead-letters after maxAttempts", async () => {
+    const { knex, outbox } = await fixture.service();
+    const topic = randomTopic('socket');
+    await createTopics(brokers, [topic, `${topic}.dlq`], 1);
+    const consumer = await fixture.consumer({ outbox, name: uniqueName('mailer'), topics: [topic], maxAttempts: 3 });
+    let calls = 0;
+    consumer.handle('SendEmail', async () => {
+      calls += 1;
+      // What fetch() throws when the mail API refuses connections: the record's own
+      // database connection is fine, so this is not a database outage.
+      throw new Error('fetch failed', {
+        cause: Object.assign(new Error('connect ECONNREFUSED 10.0.0.9:443'), { code: 'ECONNREFUSED' }),
+      });
+    });
+    await consumer.start();
+    const [id] = await fixture.produce(topic, [{ key: 'u-1', type: 'SendEmail', payload: {} }]);
+    await expect.poll(() => consumer.counters.deadLettered, { timeout: 20_000 }).toBe(1);
+    expect(calls).toBe(3);
+    expect(await inboxRows(knex, consumer)).toEqual([
+      expect.objectContaining({ message_id: id, state: 'dead', attempts: 3 }),
+    ]);
+  });
+
   it('is not an attempt: PostgreSQL restarted fast, immediate and killed mid-handler applies each message once, in key order', async () => {
     // A server of its own: restarting the shared one would break the other test files.
     const server = await startLocalPostgres(join(await mkdtemp(join(tmpdir(), 'eventual-pg-restart-')), 'pg.log'));

@@ -20,28 +20,32 @@ export function isKnexTransaction(value: unknown): value is Knex.Transaction {
 
 /**
  * Where a knex instance connects, as `host:port/database`, when its configuration says
- * (a URL or an object); undefined for a function or anything else it cannot read.
+ * so (a URL or an object with a host and a database); undefined otherwise (a function,
+ * a host left to PGHOST, ...). Hosts are compared without case, the loopback names as
+ * one, and an absent port is 5432, so one database written two ways is one database.
  */
 export function databaseOf(knex: Knex | Knex.Transaction): string | undefined {
   const settings = (knex.client as { connectionSettings?: unknown }).connectionSettings;
-  const from = (host: unknown, port: unknown, database: unknown) =>
-    typeof database === 'string' && database.length > 0
-      ? `${typeof host === 'string' && host ? host : 'localhost'}:${port ?? 5432}/${database}`
-      : undefined;
-  if (typeof settings === 'string') return fromUrl(settings, from);
+  if (typeof settings === 'string') return fromUrl(settings);
   if (settings === null || typeof settings !== 'object') return undefined;
   const s = settings as { connectionString?: unknown; host?: unknown; port?: unknown; database?: unknown };
-  if (typeof s.connectionString === 'string') return fromUrl(s.connectionString, from);
-  return from(s.host, s.port, s.database);
+  if (typeof s.connectionString === 'string') return fromUrl(s.connectionString);
+  return normalised(s.host, s.port, s.database);
 }
 
-function fromUrl(
-  url: string,
-  from: (host: unknown, port: unknown, database: unknown) => string | undefined,
-): string | undefined {
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
+
+function normalised(host: unknown, port: unknown, database: unknown): string | undefined {
+  if (typeof host !== 'string' || host === '' || typeof database !== 'string' || database === '') return undefined;
+  const name = host.toLowerCase();
+  const number = port === undefined || port === null || port === '' ? 5432 : Number(port);
+  return `${LOOPBACK.has(name) ? 'loopback' : name}:${number}/${database}`;
+}
+
+function fromUrl(url: string): string | undefined {
   try {
     const u = new URL(url);
-    return from(u.hostname, u.port || undefined, decodeURIComponent(u.pathname.replace(/^\//, '')));
+    return normalised(u.hostname, u.port, decodeURIComponent(u.pathname.replace(/^\//, '')));
   } catch {
     return undefined;
   }
@@ -50,7 +54,7 @@ function fromUrl(
 /**
  * Whether a transaction runs on the database `knex` connects to: the same knex (a
  * transaction shares its client's configuration), or one configured for the same
- * host, port and database. Unknown configurations (a connection function) pass.
+ * host, port and database. What cannot be read (a connection function) passes.
  */
 export function sameDatabase(trx: Knex.Transaction, knex: Knex): boolean {
   if ((trx.client as { config?: unknown }).config === (knex.client as { config?: unknown }).config) return true;

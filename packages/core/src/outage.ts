@@ -14,8 +14,9 @@ import { DatabaseUnavailableError, sqlStateOf } from './errors.js';
  * - node-postgres losing its socket: "Connection terminated unexpectedly", a client
  *   that "has encountered a connection error and is not queryable";
  * - socket errors (ECONNRESET, ECONNREFUSED, EPIPE, ETIMEDOUT, ...);
- * - knex's pool giving up acquiring a connection (`KnexTimeoutError`), which is what
- *   a statement sees while the server is down.
+ * - knex's pool giving up acquiring a connection ("Timeout acquiring a connection"),
+ *   which is what a statement sees while the server is down. knex's client-side query
+ *   timeout (`.timeout(ms)`, also a KnexTimeoutError) is not an outage.
  *
  * The cause chain is walked (knex and kafkajs wrap errors; `AggregateError` holds one
  * error per address tried), so a handler that wraps a driver error in its own still
@@ -28,7 +29,6 @@ export function isDatabaseOutage(error: unknown): boolean {
     if (state !== undefined && (state.startsWith('08') || OUTAGE_SQLSTATES.has(state))) return true;
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && SOCKET_CODES.has(code)) return true;
-    if ((e as { name?: unknown }).name === 'KnexTimeoutError') return true;
     const message = (e as { message?: unknown }).message;
     if (typeof message === 'string' && OUTAGE_MESSAGES.some((pattern) => pattern.test(message))) return true;
   }

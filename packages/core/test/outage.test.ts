@@ -45,6 +45,12 @@ describe('isDatabaseOutage', () => {
     ['a statement timeout (57014)', withCode('canceling statement due to statement timeout', '57014')],
     ['a handler error', new Error('card declined')],
     [
+      "knex's client-side query timeout",
+      Object.assign(new Error('Defined query timeout of 2000ms exceeded when running query.'), {
+        name: 'KnexTimeoutError',
+      }),
+    ],
+    [
       'a DatabaseError that is not an outage',
       new DatabaseError('inbox.claimMessage', 'select 1', 'boom', withCode('boom', '22P02')),
     ],

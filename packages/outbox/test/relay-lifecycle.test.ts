@@ -95,4 +95,30 @@ describe('relay lifecycle', () => {
     expect(publishCalls).toBe(callsAtStop);
     expect((await outbox.stats()).pending).toBe(1);
   });
+
+  it('leaves no lease behind however a stop() meets the lease keeper', async () => {
+    const { knex, outbox } = await fixture.database(8);
+    const held = async () =>
+      (
+        await knex.raw(
+          `select count(*)::int as n from eventual.outbox_leases where owner is not null and expires_at > now()`,
+        )
+      ).rows[0].n as number;
+    // Each keeper tick begins with the membership upsert: count them, and stop just as
+    // the n-th tick has begun, so the stop meets a tick in flight.
+    let ticksBegun = 0;
+    knex.on('query', (query: { sql: string }) => {
+      if (query.sql.includes('token = case when l.owner = excluded.owner')) ticksBegun += 1;
+    });
+    for (let round = 0; round < 8; round++) {
+      const kafka = createKafkaPublisher({ kafka: fixture.services.kafka(`keeper-${round}`) });
+      const relay = createRelay(outbox, { publisher: kafka, leaseTtlMs: 300, pollIntervalMs: 50 });
+      await relay.start();
+      const until = ticksBegun + 1 + (round % 3);
+      await expect.poll(() => ticksBegun, { interval: 1 }).toBeGreaterThanOrEqual(until);
+      await relay.stop();
+      expect(relay.ownedShards()).toEqual([]);
+      expect(await held()).toBe(0);
+    }
+  });
 });

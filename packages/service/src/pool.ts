@@ -14,10 +14,11 @@ export interface ConnectionNeed {
  * starves the service with knex's generic "Timeout acquiring a connection"; the
  * service refuses to start instead, with the number.
  */
-export function checkPool(knex: Knex, needs: ConnectionNeed[]): void {
+export function checkPool(knex: Knex, needs: ConnectionNeed[]): 'checked' | 'unknown' {
   const needed = needs.reduce((sum, n) => sum + n.connections, 0);
   const max = poolMax(knex);
-  if (max >= needed) return;
+  if (max === undefined) return 'unknown';
+  if (max >= needed) return 'checked';
   const detail = needs.map((n) => `${n.part} ${n.connections}`).join(', ');
   throw new InvalidOptionError(
     `the knex pool holds at most ${max} connections, but this service needs ${needed} at once (${detail}); ` +
@@ -25,9 +26,13 @@ export function checkPool(knex: Knex, needs: ConnectionNeed[]): void {
   );
 }
 
-function poolMax(knex: Knex): number {
-  const pool = (knex.client as { pool?: { max?: unknown }; config?: { pool?: { max?: unknown } } }).pool;
-  const configured = (knex.client as { config?: { pool?: { max?: unknown } } }).config?.pool?.max;
-  const max = pool?.max ?? configured;
+/** The pool's size; undefined for a pool knex does not own (`connectionPool`), which it cannot read. */
+function poolMax(knex: Knex): number | undefined {
+  const client = knex.client as {
+    pool?: { max?: unknown };
+    config?: { pool?: { max?: unknown }; connectionPool?: unknown };
+  };
+  if (client.config?.connectionPool !== undefined) return undefined;
+  const max = client.pool?.max ?? client.config?.pool?.max;
   return typeof max === 'number' ? max : 10; // knex's default
 }

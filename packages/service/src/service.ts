@@ -78,7 +78,12 @@ export function createService(options: ServiceOptions): Service {
 
   const parts = lifecycle(`service '${o.name}'`, {
     async start(signal) {
-      checkPool(o.knex, connectionNeeds(o, consumers));
+      if (checkPool(o.knex, connectionNeeds(o, consumers)) === 'unknown')
+        o.logger({
+          level: 'warn',
+          namespace: 'service',
+          message: `service '${o.name}': the knex pool is not knex's own, so its size was not checked against what the parts need`,
+        });
       if (o.migrate) await migrate(wiring, consumers);
       for (const part of [relay, scheduler, ...consumers.values()]) {
         if (signal.aborted) return;
@@ -179,7 +184,11 @@ function connectionNeeds(o: ResolvedServiceOptions, consumers: Map<string, Consu
   const lanes = o.relay.lanes ?? 2;
   const listen = o.relay.listen ?? true;
   return [
-    { part: `relay ${lanes} lane(s)${listen ? ' + LISTEN' : ''}`, connections: lanes + (listen ? 1 : 0) },
+    // Each lane claims or marks on a connection; the keeper renews leases alongside them.
+    {
+      part: `relay ${lanes} lane(s) + keeper${listen ? ' + LISTEN' : ''}`,
+      connections: lanes + 1 + (listen ? 1 : 0),
+    },
     { part: 'scheduler', connections: 1 },
     ...[...consumers.keys()].map((name) => ({
       part: `consumer '${name}'`,

@@ -129,8 +129,8 @@ describe('createService', () => {
     });
     const error = await service.start().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InvalidOptionError);
-    // relay 2 lanes + LISTEN, scheduler 1, consumer 4 partitions in flight
-    expect((error as Error).message).toMatch(/holds at most 3 connections, but this service needs 8 at once/);
+    // relay 2 lanes + keeper + LISTEN, scheduler 1, consumer 4 partitions in flight
+    expect((error as Error).message).toMatch(/holds at most 3 connections, but this service needs 9 at once/);
     expect(service.state).toBe('stopped');
     expect(service.parts().map((p) => p.state)).toEqual(['idle', 'idle', 'idle']);
   });

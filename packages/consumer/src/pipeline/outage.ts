@@ -51,20 +51,22 @@ export async function waitOutOutage(
 }
 
 /**
- * Whether a failure inside the record's transaction was a database outage: the error
- * says so (see isDatabaseOutage in core), or the transaction's own connection no longer
- * answers, e.g. a handler that caught the driver's error and threw one of its own. A
- * healthy connection answers the probe, or fails it with 25P02 when the handler's
- * statement aborted the transaction: then the failure is the handler's. Returns the
- * error to report for an outage, else undefined.
+ * Whether a failure inside the record's transaction was a database outage, decided by
+ * asking the transaction's own connection, not by what the handler threw: a handler
+ * may catch the driver's error and throw one of its own (still our outage), and a
+ * handler's own socket error or client-side query timeout (an HTTP call, knex's
+ * `.timeout()`) looks like an outage but is the handler's failure, to be retried and
+ * bounded by maxAttempts. A healthy connection answers the probe, or fails it with
+ * 25P02 when the handler's statement aborted the transaction: the failure is then the
+ * handler's. Returns the error to report for an outage, else undefined.
  */
 export async function outageUnder(trx: Knex.Transaction, error: unknown): Promise<Error | undefined> {
-  if (isDatabaseOutage(error)) return asError(error);
   try {
     await run(trx, transactionAlive);
     return undefined;
   } catch (probeError) {
-    return isDatabaseOutage(probeError) ? asError(probeError) : undefined;
+    if (!isDatabaseOutage(probeError)) return undefined;
+    return isDatabaseOutage(error) ? asError(error) : asError(probeError);
   }
 }
 

@@ -10,6 +10,8 @@ const run = statementRunner();
 export interface PostgresRunCoordinator extends RunCoordinator {
   /** The fencing token of the run this instance is executing for `job`, if any. */
   tokenFor(job: string): number | undefined;
+  /** Ends this instance's run of `job` (what `onComplete` does), freeing its lease at once. */
+  finish(job: string): Promise<void>;
 }
 
 /**
@@ -20,6 +22,12 @@ export interface PostgresRunCoordinator extends RunCoordinator {
  */
 export function createRunCoordinator(knex: Knex, leasesTable: string, owner: string): PostgresRunCoordinator {
   const tokens = new Map<string, number>();
+  const finish = async (job: string) => {
+    const token = tokens.get(job);
+    if (token === undefined) return;
+    tokens.delete(job);
+    await run(knex, finishRun(leasesTable, job, owner, token));
+  };
   return {
     async shouldRun(key, ttlMs) {
       const match = KEY.exec(key);
@@ -33,11 +41,9 @@ export function createRunCoordinator(knex: Knex, leasesTable: string, owner: str
     },
     async onComplete(key) {
       const job = KEY.exec(key)?.[1];
-      const token = job === undefined ? undefined : tokens.get(job);
-      if (job === undefined || token === undefined) return;
-      tokens.delete(job);
-      await run(knex, finishRun(leasesTable, job, owner, token));
+      if (job !== undefined) await finish(job);
     },
     tokenFor: (job) => tokens.get(job),
+    finish,
   };
 }

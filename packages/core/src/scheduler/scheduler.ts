@@ -75,10 +75,30 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       );
     jobs.set(job.name, job);
   }
-  const events = new TypedEmitter<SchedulerEventMap>('scheduler', options.logger ?? stderrLogger);
+  const logger = options.logger ?? stderrLogger;
+  const events = new TypedEmitter<SchedulerEventMap>('scheduler', logger);
+  events.on('scheduler:error', ({ job, error }) =>
+    logger({
+      level: 'error',
+      namespace: 'scheduler',
+      message: `job ${job} failed: ${error.message}`,
+      error,
+      instanceId,
+    }),
+  );
   const coordinator = createRunCoordinator(options.knex, options.leasesTable, instanceId);
   const inFlight = new Set<Promise<unknown>>();
   let tasks: ScheduledTask[] = [];
+  let scheduling = false;
+  /**
+   * What node-cron sees: no slot is claimed once stop() began, and every claim in
+   * flight is awaited by stop(), so no run starts after the scheduler stopped.
+   */
+  const gate: typeof coordinator = {
+    ...coordinator,
+    shouldRun: (key, ttlMs) =>
+      scheduling ? track(Promise.resolve(coordinator.shouldRun(key, ttlMs))) : Promise.resolve(false),
+  };
 
   const track = <T>(promise: Promise<T>): Promise<T> => {
     inFlight.add(promise);
@@ -90,25 +110,35 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       schedule,
       (context) => {
         const started = Date.now();
+        // A slot won just as stop() began: give its lease back without running it.
+        if (!scheduling) return track(coordinator.finish(job.key ?? job.name).catch(() => {}));
         return track(
-          job.run().then(
-            (result) =>
-              events.emit('scheduler:ran', {
-                job: job.name,
-                instanceId,
-                slot: context.date,
-                result,
-                durationMs: Date.now() - started,
-              }),
-            (error: unknown) => events.emit('scheduler:error', { job: job.name, instanceId, error: asError(error) }),
-          ),
+          job
+            .run()
+            .then(
+              (result) =>
+                events.emit('scheduler:ran', {
+                  job: job.name,
+                  instanceId,
+                  slot: context.date,
+                  result,
+                  durationMs: Date.now() - started,
+                }),
+              (error: unknown) => events.emit('scheduler:error', { job: job.name, instanceId, error: asError(error) }),
+            )
+            // The run's lease is freed here, inside what stop() awaits, not by node-cron's
+            // onComplete after stop() returned (on a pool that may be gone by then).
+            .then(() => coordinator.finish(job.key ?? job.name))
+            .catch((error: unknown) =>
+              events.emit('scheduler:error', { job: job.name, instanceId, error: asError(error) }),
+            ),
         );
       },
       // The name is the coordinator's key: the same on every instance.
       {
         name: job.key ?? job.name,
         distributed: true,
-        runCoordinator: coordinator,
+        runCoordinator: gate,
         distributedLease: runLeaseMs,
         noOverlap: true,
       },
@@ -116,13 +146,20 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
 
   const parts = lifecycle(`scheduler ${instanceId}`, {
     async start() {
+      scheduling = true;
       tasks = [...jobs.values()].flatMap((job) => (job.schedule === false ? [] : [scheduled(job, job.schedule)]));
     },
     async stop() {
+      scheduling = false;
       const stopping = tasks;
       tasks = [];
       await Promise.all(stopping.map((task) => task.destroy()));
-      await Promise.allSettled([...inFlight]);
+      // A claim that was in flight may still start a callback (node-cron calls it a turn
+      // after the claim resolved): wait until nothing is left in flight.
+      do {
+        await Promise.allSettled([...inFlight]);
+        await new Promise((resolve) => setImmediate(resolve));
+      } while (inFlight.size > 0);
     },
   });
 

@@ -14,4 +14,6 @@ export interface RelayContext {
   leases: ShardLeases;
   /** True from start until stop() begins: loops run while it holds. */
   active(): boolean;
+  /** Aborts when stop() begins: cuts backoff waits short. */
+  stopping: AbortSignal;
 }

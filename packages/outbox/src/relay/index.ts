@@ -42,7 +42,8 @@ export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
   const counters: RelayCounters = { published: 0, failed: 0, dead: 0, fenced: 0 };
   const leases = new ShardLeases(r, o, events);
   let active = false;
-  const ctx: RelayContext = { r, o, events, counters, logger, leases, active: () => active };
+  const stopping = new AbortController();
+  const ctx: RelayContext = { r, o, events, counters, logger, leases, active: () => active, stopping: stopping.signal };
   const wakeables = Array.from({ length: r.lanes }, () => new Wakeable());
   const wakeAll = () => {
     for (const w of wakeables) w.wake();
@@ -57,19 +58,34 @@ export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
     for (const shard of payload.split(',')) wakeables[Number(shard) % r.lanes]?.wake();
   };
   const reportError = (error: Error) => events.emit('relay:error', { instanceId: r.instanceId, error });
+  // Every error event also reaches the logger, so nothing fails silently without a listener.
+  events.on('relay:error', ({ error }) =>
+    logger({ level: 'error', namespace: 'relay', message: error.message, error, instanceId: r.instanceId }),
+  );
   let lanes: Promise<void> | undefined;
   let listener: Listener | undefined;
   let keeper: NodeJS.Timeout | undefined;
+  let keeping: Promise<void> | undefined;
+  let keeperStopped = false;
 
+  /**
+   * Renews the leases every TTL/3, also while stop() drains the batches in flight (a
+   * slow publish must not outlive its lease and be republished by another relay), and
+   * takes new shards only while active.
+   */
   const scheduleKeeper = () => {
     keeper = setTimeout(
-      async () => {
-        try {
-          if (await leases.keep(active)) wakeAll();
-        } catch (error) {
-          reportError(asError(error));
-        }
-        if (active) scheduleKeeper();
+      () => {
+        keeping = (async () => {
+          try {
+            if (await leases.keep(() => active)) wakeAll();
+          } catch (error) {
+            reportError(asError(error));
+          }
+        })();
+        void keeping.then(() => {
+          if (!keeperStopped) scheduleKeeper();
+        });
       },
       Math.max(100, Math.floor(r.leaseTtlMs / 3)),
     );
@@ -79,14 +95,14 @@ export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
     async start() {
       await leases.reclaim();
       active = true;
-      await leases.keep(true);
+      await leases.keep(() => active);
       scheduleKeeper();
       if (r.listen) listener = startListener(o.knex, o.channel, wakeFor, reportError);
       lanes = Promise.all(wakeables.map((wakeable, lane) => runLane(ctx, lane, wakeable))).then(() => {});
     },
     async stop() {
       active = false;
-      clearTimeout(keeper);
+      stopping.abort();
       wakeAll();
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<void>((resolve) => {
@@ -94,6 +110,10 @@ export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
       });
       await Promise.race([lanes, timeout]);
       clearTimeout(timer);
+      // No keeper tick may take or renew a lease after the release below.
+      keeperStopped = true;
+      clearTimeout(keeper);
+      await keeping;
       await listener?.stop();
       try {
         await leases.releaseAll();

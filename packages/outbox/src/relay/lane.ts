@@ -1,4 +1,4 @@
-import { asError, backoffDelay, isDatabaseOutage, OUTAGE_BACKOFF, type Wakeable } from '@eventual/core';
+import { asError, backoffDelay, isDatabaseOutage, OUTAGE_BACKOFF, sleep, type Wakeable } from '@eventual/core';
 import { type ClaimedRow, claimBatch } from '../sql/claim.js';
 import type { Fence } from '../sql/mark.js';
 import { run } from '../sql/statement.js';
@@ -22,7 +22,9 @@ export async function runLane(ctx: RelayContext, lane: number, wakeable: Wakeabl
       failures = 0;
       if (handled === 'unavailable') {
         unavailable += 1;
-        await wakeable.wait(backoffDelay(unavailable, OUTAGE_BACKOFF));
+        // Not cut short by NOTIFYs: with steady enqueue traffic they would make the lane
+        // claim and fail to publish at the enqueue rate while the broker is away.
+        await sleep(backoffDelay(unavailable, OUTAGE_BACKOFF), ctx.stopping);
         continue;
       }
       unavailable = 0;

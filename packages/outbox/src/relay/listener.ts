@@ -70,13 +70,13 @@ export function startListener(
     for (let failures = 0; !stopping.signal.aborted; ) {
       try {
         await listenOnce(() => {
+          // Back after a failure: what was enqueued meanwhile sent its NOTIFY to nobody.
+          if (failures > 0) onNotify(undefined);
           failures = 0;
         });
       } catch (error) {
         failures += 1;
         if (failures === 1) onError(asError(error));
-        // A missed NOTIFY only costs up to a poll interval: wake everyone once back.
-        onNotify(undefined);
         await sleep(backoffDelay(failures, OUTAGE_BACKOFF), stopping.signal);
       }
     }
@@ -87,7 +87,9 @@ export function startListener(
       stopping.abort();
       // While the database is down the loop may be waiting for a connection: do not
       // hold the relay's stop for the pool's acquire timeout; it gives up on its own.
-      await Promise.race([loop, sleep(2_000)]);
+      const giveUp = new AbortController();
+      await Promise.race([loop, sleep(2_000, giveUp.signal)]);
+      giveUp.abort();
     },
   };
 }

@@ -111,7 +111,7 @@ async function markBatchPublished(ctx: RelayContext, rows: ClaimedRow[], fence: 
       const messageIds = lost.filter((x) => x.shard === shard).map((x) => x.id);
       events.emit('relay:fenced', { instanceId: r.instanceId, shard, messageIds });
     }
-    leases.drop(shards);
+    leases.drop([...shards].map((shard): [number, number] => [shard, fence.tokens[fence.shards.indexOf(shard)]!]));
   }
   if (!events.listens('relay:published')) return;
   const published = rows.filter((x) => markedIds.has(x.id)).map(claimedToMessage);

@@ -59,11 +59,11 @@ export class ShardLeases {
   }
 
   /**
-   * Renews what we hold (dropping what was taken over), then, if `grow`, takes free
+   * Renews what we hold (dropping what was taken over), then, while `grow()`, takes free
    * shards up to a fair share, or notes the excess to give back. Returns whether new
    * shards were taken (the lanes should look for work at once).
    */
-  async keep(grow: boolean): Promise<boolean> {
+  async keep(grow: () => boolean): Promise<boolean> {
     const { r, o } = this.#ctx();
     const [member] = await run<{ token: string }>(
       o.knex,
@@ -87,11 +87,11 @@ export class ShardLeases {
       for (const shard of lost) this.#owned.delete(shard);
       if (lost.length > 0) this.emit();
     }
-    if (!grow) return false;
+    if (!grow()) return false;
     const [membership] = await run<Membership>(o.knex, selectMembership(o));
     const plan = planShares(membership!, this.#owned.size);
     this.#excess = plan.release;
-    if (plan.take === 0) return false;
+    if (plan.take === 0 || !grow()) return false;
     const taken = await run<{ shard: number; token: string }>(
       o.knex,
       acquireFreeShards(o, r.instanceId, r.leaseTtlMs, plan.take),
@@ -117,9 +117,12 @@ export class ShardLeases {
     this.emit();
   }
 
-  /** A mark missed rows of these shards: the lease is gone, stop relaying them at once. */
-  drop(shards: Iterable<number>): void {
-    for (const shard of shards) this.#owned.delete(shard);
+  /**
+   * A mark missed rows of these shards, fenced by these tokens: that lease is gone, stop
+   * relaying them at once. A shard the keeper took again meanwhile (a new token) stays.
+   */
+  drop(fenced: Iterable<OwnedShard>): void {
+    for (const [shard, token] of fenced) if (this.#owned.get(shard) === token) this.#owned.delete(shard);
     this.emit();
   }
 
