@@ -1,3 +1,4 @@
+import { isMessageType } from '@eventual/core';
 import { HEADER, type JsonValue, type MessageInput } from '@eventual/outbox';
 import type { DeadLetterReason } from './events.js';
 import type { InboundRecord } from './subscriber.js';
@@ -29,7 +30,6 @@ export interface DeadLetter {
 }
 
 const MAX_ERROR_CHARS = 2_000;
-const TYPE = /^[A-Za-z0-9_.:/-]{1,200}$/;
 const STANDARD = new Set<string>([HEADER.id, HEADER.type, HEADER.correlationId, HEADER.causationId]);
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -48,7 +48,7 @@ export function deadLetterMessages(
 ): { full: MessageInput<JsonValue>; minimal: (why: string) => MessageInput<JsonValue> } {
   const original = record.headers;
   const originalType = original[HEADER.type];
-  const type = originalType !== undefined && TYPE.test(originalType) ? originalType : 'eventual.DeadLetter';
+  const type = isMessageType(originalType) ? originalType : 'eventual.DeadLetter';
   const correlation = original[HEADER.correlationId];
   const dlqHeaders: Record<string, string> = {
     [DLQ_HEADER.reason]: letter.reason,

@@ -114,5 +114,3 @@ function resolveCheckBack(given: CheckBackOptions): ResolvedCheckBack {
     batchSize: integer('checkBack.batchSize', given.batchSize ?? 100, 1, 10_000),
   };
 }
-
-export type { BackoffOptions };

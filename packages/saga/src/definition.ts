@@ -1,4 +1,4 @@
-import { describeValue, InvalidOptionError, jsonProblem } from '@eventual/core';
+import { describeValue, InvalidOptionError, isTopicName, jsonProblem, TOPIC_RULE } from '@eventual/core';
 import type { JsonValue } from '@eventual/outbox';
 import type { Knex } from 'knex';
 
@@ -82,7 +82,6 @@ export interface SagaDefinition<D extends SagaData> extends AnySagaDefinition {
 }
 
 const NAME = /^[A-Za-z][A-Za-z0-9_.:-]{0,99}$/;
-const TOPIC = /^[a-zA-Z0-9._-]{1,249}$/;
 
 /**
  * Declares a saga: an ordered list of steps, each either local (a function run in
@@ -238,10 +237,8 @@ export class StepBuilder<D extends SagaData> extends SagaBuilder<D> {
 function checkCommand<D extends SagaData>(where: string, command: CommandSpec<D>): CommandSpec<D> {
   if (command === null || typeof command !== 'object')
     throw new InvalidOptionError(`${where}: a command needs { topic, type, payload }`);
-  if (typeof command.topic !== 'string' || !TOPIC.test(command.topic))
-    throw new InvalidOptionError(
-      `${where}: command topic must be a legal Kafka topic name, got ${JSON.stringify(command.topic)}`,
-    );
+  if (!isTopicName(command.topic))
+    throw new InvalidOptionError(`${where}: command topic must be ${TOPIC_RULE}, got ${JSON.stringify(command.topic)}`);
   if (typeof command.type !== 'string' || !NAME.test(command.type))
     throw new InvalidOptionError(`${where}: command type must match ${NAME}, got ${JSON.stringify(command.type)}`);
   if (typeof command.payload !== 'function')

@@ -74,7 +74,7 @@ export function createService(options: ServiceOptions): Service {
       ...(orchestrator?.jobs ?? []),
     ],
   });
-  const started: Lifecycle[] = [];
+  const started = new Set<Lifecycle>();
 
   const parts = lifecycle(`service '${o.name}'`, {
     async start(signal) {
@@ -87,7 +87,7 @@ export function createService(options: ServiceOptions): Service {
       if (o.migrate) await migrate(wiring, consumers);
       for (const part of [relay, scheduler, ...consumers.values()]) {
         if (signal.aborted) return;
-        started.push(part);
+        started.add(part);
         await part.start();
       }
     },
@@ -98,10 +98,9 @@ export function createService(options: ServiceOptions): Service {
         for (const r of results) if (r.status === 'rejected') errors.push(r.reason);
       };
       // Consumers first (what they emit is enqueued before the relay stops), then the
-      // scheduler, then the relay.
-      await stopAll(started.filter((p) => [...consumers.values()].includes(p as Consumer)));
-      await stopAll(started.filter((p) => p === scheduler));
-      await stopAll(started.filter((p) => p === relay));
+      // scheduler, then the relay; a part that never started is left as it is.
+      for (const group of [[...consumers.values()], [scheduler], [relay]])
+        await stopAll(group.filter((part) => started.has(part)));
       if (errors.length > 0) throw asError(errors[0]);
     },
   });

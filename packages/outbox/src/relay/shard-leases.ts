@@ -50,7 +50,8 @@ export class ShardLeases {
 
   /** At start: a previous life of this instance id still holding shards gives them to us. */
   async reclaim(): Promise<void> {
-    const { r, o } = this.#ctx();
+    const r = this.#r;
+    const o = this.#o;
     const reclaimed = await run<{ shard: number; token: string }>(
       o.knex,
       reclaimOwnShards(o, r.instanceId, r.leaseTtlMs),
@@ -64,7 +65,8 @@ export class ShardLeases {
    * shards were taken (the lanes should look for work at once).
    */
   async keep(grow: () => boolean): Promise<boolean> {
-    const { r, o } = this.#ctx();
+    const r = this.#r;
+    const o = this.#o;
     const [member] = await run<{ token: string }>(
       o.knex,
       acquireLease(o, memberLeaseName(r.instanceId), r.instanceId, r.leaseTtlMs),
@@ -128,7 +130,8 @@ export class ShardLeases {
 
   /** At stop: every shard and the membership back at once, so others need not wait for expiry. */
   async releaseAll(): Promise<void> {
-    const { r, o } = this.#ctx();
+    const r = this.#r;
+    const o = this.#o;
     const entries = [...this.#owned.entries()];
     this.#owned.clear();
     try {
@@ -145,7 +148,8 @@ export class ShardLeases {
 
   async #release(entries: OwnedShard[]): Promise<void> {
     if (entries.length === 0) return;
-    const { r, o } = this.#ctx();
+    const r = this.#r;
+    const o = this.#o;
     await run(
       o.knex,
       releaseLeases(
@@ -155,9 +159,5 @@ export class ShardLeases {
         entries.map(([, token]) => token),
       ),
     );
-  }
-
-  #ctx() {
-    return { r: this.#r, o: this.#o };
   }
 }
