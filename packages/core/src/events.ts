@@ -17,6 +17,10 @@ export class TypedEmitter<M extends object> {
     this.#logger = logger;
   }
 
+  /**
+   * Adds `listener` for `event` and returns the function that removes it. What the
+   * listener throws or rejects with is logged once for that listener and ignored.
+   */
   on<E extends keyof M>(event: E, listener: (payload: M[E]) => void): () => void {
     const set = this.#listeners.get(event) ?? new Set();
     set.add(listener as (payload: never) => unknown);
@@ -29,6 +33,10 @@ export class TypedEmitter<M extends object> {
     return (this.#listeners.get(event)?.size ?? 0) > 0;
   }
 
+  /**
+   * Calls the listeners of `event` synchronously, in the order they were added, and
+   * never throws; an async listener is not awaited.
+   */
   emit<E extends keyof M>(event: E, payload: M[E]): void {
     for (const listener of this.#listeners.get(event) ?? []) {
       try {

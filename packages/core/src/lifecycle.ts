@@ -13,9 +13,21 @@ import { EventualError } from './errors.js';
  */
 export type LifecycleState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
 
+/** A long-running part that follows the state table on `LifecycleState`; `lifecycle()` builds one. */
 export interface Lifecycle {
+  /** Where the part is in the state table. */
   readonly state: LifecycleState;
+  /**
+   * Brings the part up; resolves once it is running. Rejects with `LifecycleError` unless
+   * the part is idle. A start that fails is cleaned up (the part ends stopped) and
+   * rejects with the start's own error.
+   */
   start(): Promise<void>;
+  /**
+   * Brings the part down, aborting a start in progress; resolves once it is stopped.
+   * Safe to call in any state: on an idle part it only marks it stopped, a second call
+   * returns the first one's promise.
+   */
   stop(): Promise<void>;
 }
 
@@ -27,6 +39,7 @@ export class LifecycleError extends EventualError {
   }
 }
 
+/** A part's own start and stop, which `lifecycle()` wraps in the state table. */
 export interface LifecycleHooks {
   /** Brings the part up. `signal` aborts when `stop()` is called while it runs. */
   start(signal: AbortSignal): Promise<void>;

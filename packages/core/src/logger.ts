@@ -5,16 +5,24 @@
  */
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
+/** One thing a component has to say, as the `Logger` receives it. */
 export interface LogEntry {
+  /** How serious it is; `stderrLogger` prints only `error` and `warn`. */
   level: LogLevel;
   /** The component speaking, e.g. `relay`, `consumer`, `scheduler`. */
   namespace: string;
+  /** What happened, in one line for a human. */
   message: string;
+  /** The error the entry is about, if any (`stderrLogger` prints its stack). */
   error?: Error;
   /** Anything else worth recording (instance id, job, topic...). */
   [field: string]: unknown;
 }
 
+/**
+ * Where a component's log entries go: one function, given where the component is
+ * created. Default `stderrLogger`; `silentLogger` drops everything.
+ */
 export type Logger = (entry: LogEntry) => void;
 
 /** Warnings and errors to stderr, one line each (plus the error's stack). */

@@ -1,7 +1,14 @@
 import type { Knex } from 'knex';
 import { identifier, qualified } from './names.js';
 
-export type Migration = { name: string; up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> };
+/** One knex migration; `name` is its row in the bookkeeping table, so it must never change once released. */
+export type Migration = {
+  name: string;
+  /** Applies the migration. */
+  up(knex: Knex): Promise<void>;
+  /** Undoes what `up` did. */
+  down(knex: Knex): Promise<void>;
+};
 
 /** A knex migration source over a list of migrations (what knex.migrate.latest takes). */
 export function migrationSource(migrations: Migration[]): Knex.MigrationSource<Migration> {
@@ -26,8 +33,11 @@ export async function runMigrations(
   await knex.migrate.latest({ migrationSource: source, schemaName: schema, tableName: bookkeepingTable });
 }
 
+/** Where a package's one table lives. A name that is not a lower-case SQL identifier throws `InvalidOptionError`. */
 export interface TableMigrationOptions {
+  /** The table's schema, created if missing. Default `eventual`. */
   schema?: string;
+  /** The table's name. Default the package's own (e.g. `sagas`). */
   table?: string;
 }
 

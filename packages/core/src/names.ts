@@ -7,6 +7,7 @@ export function isTopicName(value: unknown): value is string {
   return typeof value === 'string' && /^[a-zA-Z0-9._-]{1,249}$/.test(value) && value !== '.' && value !== '..';
 }
 
+/** The topic rule in the words of an error message: `${option} must be ${TOPIC_RULE}`. */
 export const TOPIC_RULE = 'a legal Kafka topic name (1-249 of [a-zA-Z0-9._-])';
 
 /** A message type: what consumers dispatch on, e.g. `OrderCreated`. */
@@ -14,15 +15,20 @@ export function isMessageType(value: unknown): value is string {
   return typeof value === 'string' && /^[A-Za-z0-9_.:/-]{1,200}$/.test(value);
 }
 
+/** `value` if it is a legal Kafka topic name; otherwise throws `InvalidOptionError` naming `option`. */
 export function topicName(option: string, value: unknown): string {
   if (!isTopicName(value))
     throw new InvalidOptionError(`${option} must be ${TOPIC_RULE}, got ${JSON.stringify(value)}`);
   return value;
 }
 
-/** Names that reach SQL as identifiers: lower-case, start with a letter, fit in 40 chars. */
+/** Names that reach SQL as identifiers: lower-case, start with a letter or underscore, fit in 40 chars. */
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,39}$/;
 
+/**
+ * `value` if it may reach SQL as an identifier (see `IDENTIFIER`); otherwise throws
+ * `InvalidOptionError` naming `option`. Names that pass are safe to put between quotes.
+ */
 export function identifier(option: string, value: unknown): string {
   if (typeof value !== 'string' || !IDENTIFIER.test(value)) {
     throw new InvalidOptionError(

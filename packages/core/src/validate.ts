@@ -5,6 +5,10 @@ import { InvalidOptionError } from './errors.js';
 // accepts, the others accept too. Each throws an InvalidOptionError that names the
 // option and says what to change.
 
+/**
+ * `value` if it is an integer from `min` to `max` (default `Number.MAX_SAFE_INTEGER`);
+ * otherwise throws `InvalidOptionError` naming `option`.
+ */
 export function integer(option: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw new InvalidOptionError(
@@ -14,6 +18,7 @@ export function integer(option: string, value: unknown, min: number, max = Numbe
   return value;
 }
 
+/** `value` if it is a number from 0 to 1; otherwise throws `InvalidOptionError` naming `option`. */
 export function fraction(option: string, value: unknown): number {
   if (typeof value !== 'number' || !(value >= 0 && value <= 1)) {
     throw new InvalidOptionError(`${option} must be a number between 0 and 1, got ${JSON.stringify(value)}`);
@@ -21,6 +26,7 @@ export function fraction(option: string, value: unknown): number {
   return value;
 }
 
+/** `value` if it is one of `allowed`; otherwise throws `InvalidOptionError` naming `option` and listing them. */
 export function oneOf<T extends string>(option: string, value: unknown, allowed: readonly T[]): T {
   if (!allowed.includes(value as T)) {
     throw new InvalidOptionError(
@@ -30,6 +36,10 @@ export function oneOf<T extends string>(option: string, value: unknown, allowed:
   return value as T;
 }
 
+/**
+ * `value` if it is a string of 1 to `maxLength` characters (default 200); otherwise
+ * throws `InvalidOptionError` naming `option`.
+ */
 export function nonEmptyString(option: string, value: unknown, maxLength = 200): string {
   if (typeof value !== 'string' || value.length === 0 || value.length > maxLength) {
     throw new InvalidOptionError(
@@ -39,12 +49,17 @@ export function nonEmptyString(option: string, value: unknown, maxLength = 200):
   return value;
 }
 
+/** `value` if it is `true` or `false`; otherwise throws `InvalidOptionError` naming `option`. */
 export function bool(option: string, value: unknown): boolean {
   if (typeof value !== 'boolean')
     throw new InvalidOptionError(`${option} must be true or false, got ${JSON.stringify(value)}`);
   return value;
 }
 
+/**
+ * `value` if it is a function (its parameters cannot be checked); otherwise throws
+ * `InvalidOptionError` asking for `shape`, e.g. `(trx, message) => Promise<void>`.
+ */
 export function func<F extends (...args: never[]) => unknown>(option: string, value: unknown, shape: string): F {
   if (typeof value !== 'function') throw new InvalidOptionError(`${option} must be a function ${shape}`);
   return value as F;
@@ -69,6 +84,7 @@ export function knownKeys(what: string, options: object, allowed: readonly strin
   }
 }
 
+/** `value` if it is an object, not null and not an array; otherwise throws `InvalidOptionError` naming `option`. */
 export function object(option: string, value: unknown): object {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new InvalidOptionError(`${option} must be an object, got ${JSON.stringify(value)}`);
@@ -76,10 +92,15 @@ export function object(option: string, value: unknown): object {
   return value;
 }
 
+/** A backoff as a user gives it: a key left out takes the default of the option it belongs to. */
 export interface BackoffOptions {
+  /** Delay of attempt 1, in ms: an integer from 1 to 86 400 000 (a day). */
   initialMs?: number;
+  /** Cap on any delay, in ms: an integer from 1 to 86 400 000, at least `initialMs`. */
   maxMs?: number;
+  /** How many times longer each further attempt waits: a number from 1 to 10. */
   factor?: number;
+  /** The fraction of each delay that is random: 0 (none) to 1 (anywhere from 0 to the delay). */
   jitter?: number;
 }
 
@@ -108,6 +129,7 @@ export function backoff(option: string, value: BackoffOptions | undefined, defau
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** A UUID in its 8-4-4-4-12 hex form, of any version, in either case. */
 export function isUuid(value: unknown): value is string {
   return typeof value === 'string' && UUID.test(value);
 }

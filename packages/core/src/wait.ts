@@ -25,6 +25,7 @@ export class Wakeable {
   #pending = false;
   #waiting: AbortController | undefined;
 
+  /** Resolves after `ms`, as soon as `wake()` is called, or at once if a wake-up is remembered. */
   async wait(ms: number): Promise<void> {
     if (this.#pending) {
       this.#pending = false;
@@ -37,6 +38,10 @@ export class Wakeable {
     this.#pending = false;
   }
 
+  /**
+   * Ends the wait in progress; with none in progress, the next `wait()` returns at once
+   * (a wake-up is remembered, not counted).
+   */
   wake(): void {
     if (this.#waiting) {
       this.#waiting.abort();

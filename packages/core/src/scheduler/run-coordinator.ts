@@ -7,6 +7,7 @@ import { statementRunner } from '../sql/statement.js';
 const KEY = /^(.+):(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z)$/;
 const run = statementRunner();
 
+/** node-cron's `RunCoordinator`, plus the fencing token of a run in progress and a way to end it early. */
 export interface PostgresRunCoordinator extends RunCoordinator {
   /** The fencing token of the run this instance is executing for `job`, if any. */
   tokenFor(job: string): number | undefined;

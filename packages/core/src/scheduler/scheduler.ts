@@ -24,32 +24,47 @@ export interface PeriodicJob {
   run(): Promise<number>;
 }
 
+/** Options of `createScheduler`; an unknown key or an invalid job throws `InvalidOptionError`. */
 export interface SchedulerOptions {
   /** The database holding the lease table. */
   knex: Knex;
   /** Quoted, schema-qualified lease table `(name, owner, token, expires_at, last_slot)`. */
   leasesTable: string;
+  /**
+   * The jobs it runs, checked at creation: names unique, `run` a function, `schedule` a
+   * node-cron expression or `false`.
+   */
   jobs: readonly PeriodicJob[];
   /** Names this instance in the leases and events. Default `<hostname>-<pid>-<random>`. */
   instanceId?: string;
   /** How long a run may hold its cluster-wide lease (node-cron `distributedLease`). Default 5 min. */
   runLeaseMs?: number;
+  /** Where failed runs and throwing listeners are logged. Default `stderrLogger`. */
   logger?: Logger;
 }
 
+/** The scheduler's events, for scheduled runs only (`runNow()` reports to its caller). */
 export interface SchedulerEventMap {
   /** A scheduled job ran on this instance (it won the slot for the whole cluster). */
   'scheduler:ran': { job: string; instanceId: string; slot: Date; result: number; durationMs: number };
+  /**
+   * A scheduled run on this instance rejected, or freeing its lease afterwards failed;
+   * also logged as an error. The next slot runs as usual.
+   */
   'scheduler:error': { job: string; instanceId: string; error: Error };
 }
 
+/** Periodic jobs on node-cron, each scheduled run once per cluster; `createScheduler` makes one. */
 export interface Scheduler extends Lifecycle {
+  /** Names this instance in the leases and events. */
   readonly instanceId: string;
+  /** The run coordinator of its tasks: `tokenFor(key)` is the fencing token of a job's run in progress. */
   readonly coordinator: PostgresRunCoordinator;
   /** The names of its jobs. */
   readonly jobs: readonly string[];
   /** Runs a job now on this instance, outside the schedule (and without the coordinator). */
   runNow(job: string): Promise<number>;
+  /** Adds a listener and returns the function that removes it; a listener that throws is logged once and ignored. */
   on<E extends keyof SchedulerEventMap>(event: E, listener: (payload: SchedulerEventMap[E]) => void): () => void;
 }
 

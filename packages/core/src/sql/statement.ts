@@ -15,17 +15,25 @@ import { isDatabaseOutage } from '../outage.js';
  */
 export interface Statement {
   name: string;
+  /** The SQL text, with one `?` per binding. */
   sql: string;
+  /** The values of the placeholders, in order. */
   bindings: readonly Knex.RawBinding[];
 }
 
+/**
+ * Runs a statement on a knex instance or transaction and resolves its rows; a failure
+ * rejects with the error `statementRunner` translated it into.
+ */
 export type StatementRunner = <Row>(db: Knex | Knex.Transaction, statement: Statement) => Promise<Row[]>;
 
 /** What a package's translator gets: the driver error and the database's own words, without the SQL. */
 export interface FailedStatement {
+  /** The statement that failed. */
   statement: Statement;
   /** What the database (or the driver) said, without the statement text knex prepends. */
   detail: string;
+  /** What knex or the driver threw, as it threw it (its SQLSTATE through `sqlStateOf`). */
   error: unknown;
 }
 
