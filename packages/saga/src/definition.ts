@@ -17,10 +17,13 @@ export function sagaDataProblem(value: unknown): string | undefined {
   return jsonProblem(value, 'data', { allowDates: false });
 }
 
+/** What a local step or a local compensation is given. */
 export interface LocalStepContext<D extends SagaData> {
   /** The orchestrator's transaction: local writes commit with the saga's progress. */
   trx: Knex.Transaction;
+  /** The saga instance's id. */
   sagaId: string;
+  /** The saga data as stored so far; to change it, return the new data from the action. */
   data: Readonly<D>;
 }
 
@@ -32,10 +35,13 @@ export type LocalAction<D extends SagaData> = (
 
 /** A command sent to a participant through the outbox. */
 export interface CommandSpec<D extends SagaData> {
+  /** The participant's command topic: a legal Kafka topic name. */
   topic: string;
+  /** The message type the participant dispatches on; must match `/^[A-Za-z][A-Za-z0-9_.:-]{0,99}$/`. */
   type: string;
   /** Partition key; defaults to the saga id. */
   key?: (data: Readonly<D>, sagaId: string) => string;
+  /** Builds the command's payload from the saga data, again for every send (a retry builds it anew). */
   payload: (data: Readonly<D>, sagaId: string) => JsonValue;
 }
 
@@ -44,15 +50,24 @@ export type ReplyHandler<D extends SagaData, R = JsonValue> = (data: Readonly<D>
 
 /** A step's reply handling as stored: the optional `parse` and the fold. */
 export interface ReplyFold<D extends SagaData> {
+  /** Validates and types the reply payload; a throw becomes `InvalidReplyError`. */
   parse?: (payload: JsonValue) => unknown;
+  /** The new saga data from the current data and the reply; refused with `InvalidSagaDataError` if not storable. */
   fold: (data: Readonly<D>, reply: unknown) => D;
 }
 
+/** How often a participant step's command may be sent (`StepBuilder.retry`): 1 to 100 times, default 1. */
 export interface RetryPolicy {
   /** Commands sent in all before giving up (1 = no retry). */
   maxAttempts: number;
 }
 
+/**
+ * How long a participant step waits for a reply, and what then (`StepBuilder.deadline`),
+ * applied by the orchestrator's sweep. The same wait applies to the step's
+ * compensation command, which is sent again on a timeout (whatever `onTimeout` says)
+ * until `maxCompensationAttempts`.
+ */
 export interface DeadlinePolicy {
   /** How long to wait for a reply after sending the command. */
   afterMs: number;
@@ -60,24 +75,38 @@ export interface DeadlinePolicy {
   onTimeout: 'retry' | 'compensate';
 }
 
+/** One step as the builder stores it; exactly one of `local` and `command` is set. */
 export interface StepDefinition<D extends SagaData> {
   name: string;
+  /** The action of a local step (`invokeLocal`). */
   local?: LocalAction<D>;
+  /** The command of a participant step (`invokeParticipant`). */
   command?: CommandSpec<D>;
+  /** How a success reply changes the data; without it the data stays as it was. */
   onReply?: ReplyFold<D>;
+  /** How a failure reply changes the data, before the step is retried or compensation begins. */
   onFailure?: ReplyFold<D>;
+  /** What undoes the step, a local action or a command; without it compensation passes over the step. */
   compensation?: { local?: LocalAction<D>; command?: CommandSpec<D> };
+  /** How often the command may be sent. Default `{ maxAttempts: 1 }`. */
   retry: RetryPolicy;
+  /** How long to wait for a reply; without it the saga waits as long as it takes. */
   deadline?: DeadlinePolicy;
 }
 
 /** Any saga definition, whatever its data type: what an orchestrator is given. */
 export interface AnySagaDefinition {
   readonly name: string;
+  /** The steps in order (`StepDefinition`s of the saga's own data type). */
   readonly steps: ReadonlyArray<object>;
 }
 
+/**
+ * A saga whose data is `D`, as `build()` returns it (frozen): register it with
+ * `createSagaOrchestrator({ sagas })`, then pass it to `orchestrator.start`.
+ */
 export interface SagaDefinition<D extends SagaData> extends AnySagaDefinition {
+  /** The steps in order; compensation walks them backwards. */
   readonly steps: ReadonlyArray<StepDefinition<D>>;
 }
 
@@ -105,6 +134,11 @@ export function defineSaga<D extends SagaData>(name: string): SagaBuilder<D> {
   return new SagaBuilder<D>(name, []);
 }
 
+/**
+ * A saga being declared: `defineSaga(name)` returns one, `step()` adds a step and
+ * `build()` ends the declaration. Every method checks its input and throws
+ * `InvalidOptionError` naming the saga and step.
+ */
 export class SagaBuilder<D extends SagaData> {
   constructor(
     readonly name: string,
@@ -122,6 +156,10 @@ export class SagaBuilder<D extends SagaData> {
     return new StepBuilder<D>(this.name, steps);
   }
 
+  /**
+   * The frozen definition. Throws `InvalidOptionError` if the saga has no steps or a
+   * step has neither `invokeLocal` nor `invokeParticipant`.
+   */
   build(): SagaDefinition<D> {
     if (this.steps.length === 0) throw new InvalidOptionError(`saga ${this.name} has no steps`);
     for (const step of this.steps) {
@@ -135,6 +173,10 @@ export class SagaBuilder<D extends SagaData> {
   }
 }
 
+/**
+ * The builder of the step just added: give it exactly one of `invokeLocal` and
+ * `invokeParticipant`, then its options; `step()` adds the next step, `build()` ends.
+ */
 export class StepBuilder<D extends SagaData> extends SagaBuilder<D> {
   private get current(): StepDefinition<D> {
     return this.steps[this.steps.length - 1]!;
@@ -169,14 +211,18 @@ export class StepBuilder<D extends SagaData> extends SagaBuilder<D> {
    * deadline (if any) applies.
    */
   onReply(fold: ReplyHandler<D>): this;
+  /** With `parse`: it validates and types the success reply, and `fold` gets what it returned. */
   onReply<R>(parse: (payload: JsonValue) => R, fold: ReplyHandler<D, R>): this;
+  /** Either form: one function is the fold, two are `parse` and the fold. */
   onReply<R>(first: ReplyHandler<D> | ((payload: JsonValue) => R), second?: ReplyHandler<D, R>): this {
     return this.replyFold('onReply', first, second);
   }
 
   /** Folds a failure reply into the saga data (e.g. the decline reason) before compensating; `parse` as for onReply. */
   onFailure(fold: ReplyHandler<D>): this;
+  /** With `parse`: it validates and types the failure reply, and `fold` gets what it returned. */
   onFailure<R>(parse: (payload: JsonValue) => R, fold: ReplyHandler<D, R>): this;
+  /** Either form: one function is the fold, two are `parse` and the fold. */
   onFailure<R>(first: ReplyHandler<D> | ((payload: JsonValue) => R), second?: ReplyHandler<D, R>): this {
     return this.replyFold('onFailure', first, second);
   }

@@ -74,6 +74,7 @@ export class MalformedSagaMessageError extends EventualError {
  */
 export class CommandRejected extends EventualError {
   override name = 'CommandRejected';
+  /** The failure reply's payload: `{ reason, ...options.reply }`. */
   readonly reply: JsonValue;
   constructor(reason: string, options: { reply?: { [key: string]: JsonValue }; retriable?: boolean } = {}) {
     super('command_rejected', reason, { retriable: options.retriable ?? false });

@@ -12,6 +12,7 @@ import type { Outbox } from '@eventual/outbox';
 import type { Knex } from 'knex';
 import type { AnySagaDefinition, SagaData, SagaDefinition } from './definition.js';
 
+/** Options of `createSagaOrchestrator`, resolved at creation; an unknown key throws `InvalidOptionError`. */
 export interface OrchestratorOptions {
   /** The orchestrator's own database (where saga instances live). */
   knex: Knex;
@@ -19,8 +20,11 @@ export interface OrchestratorOptions {
   outbox: Outbox;
   /** Topic participants reply to; consume it with the orchestrator's `replyHandler`. */
   replyTopic: string;
+  /** The definitions it runs (`defineSaga(...).build()`): at least one, no two of the same name. */
   sagas: ReadonlyArray<AnySagaDefinition>;
+  /** Schema of the saga table. Default `eventual`. */
   schema?: string;
+  /** The table of saga instances. Default `sagas`. */
   table?: string;
   /** Attempts at a compensation before the saga goes `failed`. Default 10. */
   maxCompensationAttempts?: number;

@@ -23,23 +23,44 @@ import type { SagaHistoryEntry, SagaRow, SagaState, SagaStatus } from './state.j
 
 /** A saga instance as the query functions return it. */
 export interface SagaInstance<D extends SagaData = SagaData> {
+  /** The id it was started with (e.g. the order's id). */
   id: string;
+  /** The saga definition's name. */
   type: string;
+  /** Where it is: `running`, `compensating`, or finished (`completed`, `compensated`, `failed`). */
   status: SagaStatus;
   /** Name of the step being executed or compensated (the last one, once finished). */
   step: string;
+  /** Commands sent or actions run for that step in the current phase. */
   attempt: number;
+  /** The saga data as last stored. */
   data: D;
+  /** Bumped by every update: the optimistic concurrency check. */
   version: number;
+  /** What it waits for: a `reply` (until `wakeAt`, its deadline, if any) or a `retry` (at `wakeAt`); null when done. */
   waiting: 'reply' | 'retry' | null;
+  /** When the sweep acts on it: the reply deadline or the retry time; null if neither. */
   wakeAt: Date | null;
+  /** The last failure: why compensation began, or the last failed compensation; null if nothing failed. */
   lastError: string | null;
+  /** What happened to it, oldest first; the last 200 entries are kept. */
   history: SagaHistoryEntry[];
+  /** When `start` inserted it. */
   createdAt: Date;
+  /** When it was last saved. */
   updatedAt: Date;
 }
 
+/**
+ * The orchestrator's verbs. Not a `Lifecycle`, it has nothing to start: it acts through
+ * the consumer that runs `replyHandler` and the scheduler that runs `jobs`.
+ */
 export interface SagaOrchestrator {
+  /**
+   * Creates or upgrades the saga table in the orchestrator's database, with its own
+   * bookkeeping table `<table>_migrations`; or add `sagaMigrations({ schema, table })` to
+   * your knex migrations.
+   */
   migrate(): Promise<void>;
   /** Starts a saga inside the caller's transaction; an existing id is returned unchanged. */
   start<D extends SagaData>(
@@ -58,9 +79,19 @@ export interface SagaOrchestrator {
   readonly jobs: readonly PeriodicJob[];
   /** Moves a `failed` saga back to compensating and retries the compensation that failed. */
   resume(sagaId: string): Promise<SagaInstance>;
+  /** The saga with this id, or undefined if there is none. */
   get(sagaId: string): Promise<SagaInstance | undefined>;
+  /**
+   * A page of sagas in id order, of one `status` and/or `type` if given: at most `limit`
+   * (default 100, 1 to 10 000, else `InvalidOptionError`), with ids after `afterId`.
+   */
   list(options?: { status?: SagaStatus; type?: string; limit?: number; afterId?: string }): Promise<SagaInstance[]>;
+  /** How many sagas are in each status; a status with none is absent. */
   countByStatus(): Promise<Partial<Record<SagaStatus, number>>>;
+  /**
+   * Adds a listener, called only after the transaction that caused the event committed;
+   * returns the function that removes it. A listener that throws is logged once and ignored.
+   */
   on<E extends keyof SagaEventMap>(event: E, listener: (payload: SagaEventMap[E]) => void): () => void;
 }
 

@@ -7,12 +7,15 @@ import { parseSagaCommand, type SagaMessageHandler, type SagaPhase, sagaReply } 
 import { lockStep, type ParticipantLogRow, recordStep, type StepKey, selectStep } from './sql/participant-log.js';
 import { runParticipantStatement as run } from './sql/statement.js';
 
+/** What a participant's command handler is given. */
 export interface CommandContext<P = JsonValue> {
   /** The participant's transaction (a savepoint of the record's): its writes commit with the reply. */
   trx: Knex.Transaction;
   /** The command, its payload as `parse` returned it (when given). */
   command: Message<P>;
+  /** The saga the command belongs to. */
   sagaId: string;
+  /** `forward` to do the step, `compensate` to undo it. */
   phase: SagaPhase;
 }
 
@@ -21,6 +24,7 @@ type HandlerResult = object | undefined | void;
 /** Returns the success reply payload (or nothing, for an empty reply), or throws `CommandRejected`. */
 export type CommandHandler<P = JsonValue> = (context: CommandContext<P>) => Promise<HandlerResult> | HandlerResult;
 
+/** Options of `participant.handle`. */
 export interface CommandHandlerOptions<P> {
   /**
    * Validates and types the command payload before the handler runs. A throw is a
@@ -30,14 +34,26 @@ export interface CommandHandlerOptions<P> {
   parse?: (payload: JsonValue) => P;
 }
 
+/**
+ * Options of `createParticipant`: `name` is 1 to 100 characters, `schema` and `table`
+ * lower-case SQL identifiers (`InvalidOptionError` otherwise).
+ */
 export interface ParticipantOptions {
   /** Distinguishes participants that share one database. */
   name: string;
+  /** Schema of the participant log. Default `eventual`. */
   schema?: string;
+  /** The participant log table. Default `saga_participant_log`. */
   table?: string;
 }
 
+/** A saga participant; `createParticipant` makes one. */
 export interface Participant {
+  /**
+   * Creates or upgrades the participant log in `knex`'s database, with its own
+   * bookkeeping table `<table>_migrations`; or add `participantMigrations({ schema, table })`
+   * to your knex migrations.
+   */
   migrate(knex: Knex): Promise<void>;
   /** Wraps a command handler into a consumer handler that replies through the outbox, exactly once per saga step. */
   handle<P = JsonValue>(handler: CommandHandler<P>, options?: CommandHandlerOptions<P>): SagaMessageHandler;

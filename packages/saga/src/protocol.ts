@@ -19,29 +19,38 @@ export const SAGA_HEADER = {
   retriable: 'saga-retriable',
 } as const;
 
+/** The message type of every saga reply: handle it on the reply topic with `orchestrator.replyHandler`. */
 export const SAGA_REPLY_TYPE = 'SagaReply';
 
+/** Which way a saga command goes: `forward` does a step, `compensate` undoes it. */
 export type SagaPhase = 'forward' | 'compensate';
 
 /** A consumer handler for saga messages (`consumer.handle(type, handler)`): the orchestrator's replies, a participant's commands. */
 export type SagaMessageHandler = (context: Pick<HandlerContext, 'trx' | 'message' | 'outbox'>) => Promise<void>;
+/** How a participant answered a command: `success`, or `failure` (a refusal, e.g. `CommandRejected`). */
 export type ReplyOutcome = 'success' | 'failure';
 
 /** Which saga, step and phase a command or reply belongs to. */
 export interface SagaAddress {
+  /** The saga instance's id (`saga-id`). */
   sagaId: string;
   /** The saga definition's name ('' if the sender did not say). */
   sagaType: string;
+  /** The step's index in the saga definition, from 0 (`saga-step`). */
   step: number;
+  /** The phase of the step the message belongs to (`saga-phase`). */
   phase: SagaPhase;
 }
 
+/** The saga headers of a command, as `parseSagaCommand` reads them. */
 export interface SagaCommand extends SagaAddress {
   /** The topic the orchestrator consumes replies from. */
   replyTo: string;
 }
 
+/** The saga headers of a reply, as `parseSagaReply` reads them. */
 export interface SagaReply extends SagaAddress {
+  /** The participant's answer (`saga-outcome`). */
   outcome: ReplyOutcome;
   /** A failure the orchestrator may retry (within the step's retry policy). */
   retriable: boolean;

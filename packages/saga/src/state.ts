@@ -3,15 +3,30 @@ import type { LocalAction, SagaData } from './definition.js';
 import type { SagaNotice } from './events.js';
 import type { ReplyOutcome, SagaPhase } from './protocol.js';
 
+/**
+ * Where a saga is: `running` its steps, `compensating` them in reverse, or finished:
+ * `completed`, `compensated`, or `failed` (a compensation kept failing; `resume` retries it).
+ */
 export type SagaStatus = 'running' | 'compensating' | 'completed' | 'compensated' | 'failed';
 
 /** One line of a saga's history (the last 200 are kept with the saga). */
 export interface SagaHistoryEntry {
+  /** When, as an ISO 8601 timestamp on the orchestrator's clock. */
   at: string;
+  /** The step's name. */
   step: string;
+  /** Whether it happened doing the step or undoing it. */
   phase: SagaPhase;
+  /**
+   * What happened: `ran` (a local action succeeded), `sent` (a command went out),
+   * `succeeded` / `failed` (a reply, or `failed` for a local action that threw),
+   * `timed-out` (no reply by the deadline), `resumed` (by `resume`). No transition
+   * writes `skipped`.
+   */
   event: 'ran' | 'sent' | 'succeeded' | 'failed' | 'timed-out' | 'skipped' | 'resumed';
+  /** The step's attempt in that phase (1 for the first command or run; 0 for `resumed`). */
   attempt: number;
+  /** Why, for `failed`: the reply's reason or the error, at most 500 characters. */
   detail?: string;
 }
 
