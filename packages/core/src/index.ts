@@ -27,6 +27,7 @@ export {
   identifier,
   isMessageType,
   isTopicName,
+  MESSAGE_TYPE_RULE,
   qualified,
   TOPIC_RULE,
   topicName,

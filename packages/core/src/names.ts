@@ -10,10 +10,13 @@ export function isTopicName(value: unknown): value is string {
 /** The topic rule in the words of an error message: `${option} must be ${TOPIC_RULE}`. */
 export const TOPIC_RULE = 'a legal Kafka topic name (1-249 of [a-zA-Z0-9._-])';
 
-/** A message type: what consumers dispatch on, e.g. `OrderCreated`. */
+/** A message type: what consumers dispatch on, e.g. `OrderCreated` (see `MESSAGE_TYPE_RULE`). */
 export function isMessageType(value: unknown): value is string {
   return typeof value === 'string' && /^[A-Za-z0-9_.:/-]{1,200}$/.test(value);
 }
+
+/** The message type rule in the words of an error message: `type must be ${MESSAGE_TYPE_RULE}`. */
+export const MESSAGE_TYPE_RULE = "1-200 of [A-Za-z0-9_.:/-], e.g. 'OrderCreated'";
 
 /** `value` if it is a legal Kafka topic name; otherwise throws `InvalidOptionError` naming `option`. */
 export function topicName(option: string, value: unknown): string {

@@ -1,4 +1,12 @@
-import { describeValue, InvalidOptionError, isTopicName, jsonProblem, TOPIC_RULE } from '@eventual/core';
+import {
+  describeValue,
+  InvalidOptionError,
+  isMessageType,
+  isTopicName,
+  jsonProblem,
+  MESSAGE_TYPE_RULE,
+  TOPIC_RULE,
+} from '@eventual/core';
 import type { JsonValue } from '@eventual/outbox';
 import type { Knex } from 'knex';
 
@@ -37,7 +45,7 @@ export type LocalAction<D extends SagaData> = (
 export interface CommandSpec<D extends SagaData> {
   /** The participant's command topic: a legal Kafka topic name. */
   topic: string;
-  /** The message type the participant dispatches on; must match `/^[A-Za-z][A-Za-z0-9_.:-]{0,99}$/`. */
+  /** The message type the participant dispatches on: `MESSAGE_TYPE_RULE` of core, as for any enqueued message. */
   type: string;
   /** Partition key; defaults to the saga id. */
   key?: (data: Readonly<D>, sagaId: string) => string;
@@ -182,6 +190,16 @@ export class StepBuilder<D extends SagaData> extends SagaBuilder<D> {
     return this.steps[this.steps.length - 1]!;
   }
 
+  /**
+   * Sets fields of the current step by replacing it with a copy in this builder's own
+   * array: an earlier builder of the chain shares the step objects, and must not see
+   * what is declared on a later one.
+   */
+  private update(fields: Partial<StepDefinition<D>>): this {
+    this.steps[this.steps.length - 1] = { ...this.current, ...fields };
+    return this;
+  }
+
   private where(): string {
     return `saga ${this.name}, step '${this.current.name}'`;
   }
@@ -191,16 +209,14 @@ export class StepBuilder<D extends SagaData> extends SagaBuilder<D> {
     if (typeof action !== 'function') throw new InvalidOptionError(`${this.where()}: invokeLocal needs a function`);
     if (this.current.local || this.current.command)
       throw new InvalidOptionError(`${this.where()}: the step already has an action`);
-    this.current.local = action;
-    return this;
+    return this.update({ local: action });
   }
 
   /** The step sends `command` to a participant and waits for its reply. */
   invokeParticipant(command: CommandSpec<D>): this {
     if (this.current.local || this.current.command)
       throw new InvalidOptionError(`${this.where()}: the step already has an action`);
-    this.current.command = checkCommand(this.where(), command);
-    return this;
+    return this.update({ command: checkCommand(this.where(), command) });
   }
 
   /**
@@ -230,11 +246,12 @@ export class StepBuilder<D extends SagaData> extends SagaBuilder<D> {
   /** What undoes this step once a later step fails: a local action or a participant command. */
   withCompensation(compensation: LocalAction<D> | CommandSpec<D>): this {
     if (this.current.compensation) throw new InvalidOptionError(`${this.where()}: the step already has a compensation`);
-    this.current.compensation =
-      typeof compensation === 'function'
-        ? { local: compensation }
-        : { command: checkCommand(`${this.where()} compensation`, compensation) };
-    return this;
+    return this.update({
+      compensation:
+        typeof compensation === 'function'
+          ? { local: compensation }
+          : { command: checkCommand(`${this.where()} compensation`, compensation) },
+    });
   }
 
   /** Sends the command up to `maxAttempts` times (on retriable failure replies or timeouts) before compensating. */
@@ -243,8 +260,7 @@ export class StepBuilder<D extends SagaData> extends SagaBuilder<D> {
     if (!Number.isInteger(policy?.maxAttempts) || policy.maxAttempts < 1 || policy.maxAttempts > 100) {
       throw new InvalidOptionError(`${this.where()}: retry.maxAttempts must be an integer between 1 and 100`);
     }
-    this.current.retry = { maxAttempts: policy.maxAttempts };
-    return this;
+    return this.update({ retry: { maxAttempts: policy.maxAttempts } });
   }
 
   /** What happens when no reply came within `afterMs` (swept by the orchestrator's scheduler). */
@@ -255,21 +271,18 @@ export class StepBuilder<D extends SagaData> extends SagaBuilder<D> {
     if (policy.onTimeout !== 'retry' && policy.onTimeout !== 'compensate') {
       throw new InvalidOptionError(`${this.where()}: deadline.onTimeout must be 'retry' or 'compensate'`);
     }
-    this.current.deadline = { afterMs: policy.afterMs, onTimeout: policy.onTimeout };
-    return this;
+    return this.update({ deadline: { afterMs: policy.afterMs, onTimeout: policy.onTimeout } });
   }
 
   private replyFold<R>(method: 'onReply' | 'onFailure', first: unknown, second: ReplyHandler<D, R> | undefined): this {
     this.requireParticipant(method);
     if (second === undefined) {
       if (typeof first !== 'function') throw new InvalidOptionError(`${this.where()}: ${method} needs a function`);
-      this.current[method] = { fold: first as ReplyFold<D>['fold'] };
-      return this;
+      return this.update({ [method]: { fold: first as ReplyFold<D>['fold'] } });
     }
     if (typeof first !== 'function' || typeof second !== 'function')
       throw new InvalidOptionError(`${this.where()}: ${method}(parse, fold) needs two functions`);
-    this.current[method] = { parse: first as ReplyFold<D>['parse'], fold: second as ReplyFold<D>['fold'] };
-    return this;
+    return this.update({ [method]: { parse: first as ReplyFold<D>['parse'], fold: second as ReplyFold<D>['fold'] } });
   }
 
   private requireParticipant(method: string): void {
@@ -285,8 +298,11 @@ function checkCommand<D extends SagaData>(where: string, command: CommandSpec<D>
     throw new InvalidOptionError(`${where}: a command needs { topic, type, payload }`);
   if (!isTopicName(command.topic))
     throw new InvalidOptionError(`${where}: command topic must be ${TOPIC_RULE}, got ${JSON.stringify(command.topic)}`);
-  if (typeof command.type !== 'string' || !NAME.test(command.type))
-    throw new InvalidOptionError(`${where}: command type must match ${NAME}, got ${JSON.stringify(command.type)}`);
+  // The outbox's own rule: a type a saga sends is one any enqueue accepts, and no other.
+  if (!isMessageType(command.type))
+    throw new InvalidOptionError(
+      `${where}: command type must be ${MESSAGE_TYPE_RULE}, got ${describeValue(command.type)}`,
+    );
   if (typeof command.payload !== 'function')
     throw new InvalidOptionError(`${where}: command payload must be a function (data, sagaId) => JSON`);
   if (command.key !== undefined && typeof command.key !== 'function')
