@@ -4,11 +4,12 @@ import {
   InvalidOptionError,
   identifier,
   integer,
-  knownKeys,
+  isKnex,
+  optionsObject,
   qualified,
   topicName,
 } from '@eventual/core';
-import type { Outbox } from '@eventual/outbox';
+import { type Outbox, outboxDatabase } from '@eventual/outbox';
 import type { Knex } from 'knex';
 import type { AnySagaDefinition, SagaData, SagaDefinition } from './definition.js';
 
@@ -73,7 +74,16 @@ const RETRY_BACKOFF: BackoffPolicy = { initialMs: 1_000, maxMs: 60_000, factor: 
 
 /** Defaults and validation of the orchestrator's options, in one place. */
 export function resolveOrchestratorOptions(options: OrchestratorOptions): ResolvedOrchestratorOptions {
-  knownKeys('createSagaOrchestrator', options, KNOWN);
+  optionsObject('createSagaOrchestrator', options, KNOWN, '{ knex, outbox, replyTopic, sagas }');
+  if (!isKnex(options.knex))
+    throw new InvalidOptionError('knex must be a knex instance created with knex({ client: "pg", ... })');
+  try {
+    outboxDatabase(options.outbox);
+  } catch {
+    throw new InvalidOptionError(
+      "outbox must be the orchestrator service's outbox from createOutbox({ knex }); commands go out through it",
+    );
+  }
   const schema = identifier('schema', options.schema ?? 'eventual');
   const table = identifier('table', options.table ?? 'sagas');
   const definitions = new Map<string, SagaDefinition<SagaData>>();

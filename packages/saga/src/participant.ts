@@ -1,4 +1,12 @@
-import { errorMessage, InvalidOptionError, identifier, nonEmptyString, qualified, runMigrations } from '@eventual/core';
+import {
+  errorMessage,
+  InvalidOptionError,
+  identifier,
+  nonEmptyString,
+  optionsObject,
+  qualified,
+  runMigrations,
+} from '@eventual/core';
 import type { JsonValue, Message } from '@eventual/outbox';
 import type { Knex } from 'knex';
 import { CommandRejected } from './errors.js';
@@ -75,7 +83,8 @@ export interface Participant {
  *   together on different partitions cannot both miss each other.
  */
 export function createParticipant(options: ParticipantOptions): Participant {
-  const name = nonEmptyString('name', options?.name, 100);
+  optionsObject('createParticipant', options, ['name', 'schema', 'table'], "{ name: 'payments' }");
+  const name = nonEmptyString('name', options.name, 100);
   const schema = identifier('schema', options.schema ?? 'eventual');
   const table = identifier('table', options.table ?? 'saga_participant_log');
   const log = qualified(schema, table);

@@ -1,6 +1,6 @@
 import { InvalidOptionError } from '@eventual/core';
 import { createOutbox } from '@eventual/outbox';
-import { createSagaOrchestrator, defineSaga } from '@eventual/saga';
+import { createParticipant, createSagaOrchestrator, defineSaga } from '@eventual/saga';
 import knexFactory from 'knex';
 import { afterAll, describe, expect, it } from 'vitest';
 
@@ -45,8 +45,20 @@ describe('orchestrator options and jobs', () => {
     [{ sagas: [saga, saga] }, /registered twice/],
     [{ replyTopic: 'no spaces' }, /replyTopic must be a legal Kafka topic name/],
     [{ maxCompensationAttempts: 0 }, /maxCompensationAttempts must be an integer between 1 and 1000/],
+    [{ knex: undefined }, /knex must be a knex instance/],
+    [{ knex: {} }, /knex must be a knex instance/],
+    [{ outbox: undefined }, /outbox must be the orchestrator service's outbox/],
+    [{ outbox: { enqueue() {} } }, /outbox must be the orchestrator service's outbox/],
   ])('refuses %o with a message that says what to change', (change, message) => {
     expect(() => createSagaOrchestrator({ ...base, ...(change as object) } as typeof base)).toThrow(InvalidOptionError);
     expect(() => createSagaOrchestrator({ ...base, ...(change as object) } as typeof base)).toThrow(message);
+  });
+
+  it('refuses a participant option it does not know, or no options at all', () => {
+    expect(() => createParticipant({ name: 'p', tabel: 'x' } as never)).toThrow(
+      /createParticipant has no option 'tabel'/,
+    );
+    expect(() => createParticipant(undefined as never)).toThrow(/createParticipant needs an options object/);
+    expect(() => createParticipant({ name: 'p' })).not.toThrow();
   });
 });
