@@ -1,12 +1,16 @@
 import { InvalidOptionError, type Logger, type TypedEmitter } from '@eventual/core';
 import type { Knex } from 'knex';
 import type { OutboxCounters, OutboxEventMap } from './events.js';
-import type { Message } from './message.js';
+import type { JsonValue, Message } from './message.js';
 import type { ResolvedOutboxOptions } from './options.js';
 
 /** What a check-back checker answers about a prepared message whose producer went silent. */
 export type CheckAnswer = 'commit' | 'rollback' | 'unknown';
-export type Checker = (message: Message) => CheckAnswer | Promise<CheckAnswer>;
+/**
+ * Answers for a prepared message whose producer went silent. `P` types the payload the
+ * way `consumer.handle<P>` does, as the producer prepared it: `registerChecker<Capture>(...)`.
+ */
+export type Checker<P = JsonValue> = (message: Message<P>) => CheckAnswer | Promise<CheckAnswer>;
 
 /**
  * What the outbox's own relay, check-back and jobs need from an outbox, and its users

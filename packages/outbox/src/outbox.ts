@@ -17,7 +17,7 @@ import {
   UnknownMessageError,
 } from './errors.js';
 import type { OutboxCounters, OutboxEventMap, OutboxEventName } from './events.js';
-import { buildRow, type Message, type MessageInput, type MessageRow, rowToMessage } from './message.js';
+import { buildRow, type JsonValue, type Message, type MessageInput, type MessageRow, rowToMessage } from './message.js';
 import { migrateOutbox, type OutboxSchemaOptions } from './migrations.js';
 import { type OutboxOptions, resolveOutboxOptions } from './options.js';
 import { requeueDead, selectDead, selectStats } from './sql/dead.js';
@@ -71,8 +71,12 @@ export interface Outbox {
   commit(id: string, options?: { trx?: Knex.Transaction }): Promise<void>;
   /** prepared -> cancelled. Idempotent; throws `PreparedMessageResolvedError` if it was committed. */
   rollback(id: string, options?: { trx?: Knex.Transaction }): Promise<void>;
-  /** Registers the check-back checker for prepared messages of a topic and/or type. */
-  registerChecker(selector: CheckerSelector, checker: Checker): () => void;
+  /**
+   * Registers the check-back checker for prepared messages of a topic and/or type. `P` is
+   * the payload type those messages were prepared with (not validated: parse it in the
+   * checker if other producers share the topic).
+   */
+  registerChecker<P = JsonValue>(selector: CheckerSelector, checker: Checker<P>): () => void;
   /** Dead messages in id order, paged with `afterId`. */
   listDead(options?: { limit?: number; afterId?: string; topic?: string }): Promise<DeadMessage[]>;
   /** dead -> pending with a fresh attempt budget; returns the ids that moved. */
@@ -181,7 +185,8 @@ export function createOutbox(options: OutboxOptions): Outbox {
         );
       const key = checkerKey(selector.topic, selector.type);
       if (checkers.has(key)) throw new InvalidOptionError(`a checker is already registered for ${key}`);
-      checkers.set(key, checker);
+      // The payload arrives as the JSON the producer prepared; P is the caller's name for it.
+      checkers.set(key, checker as Checker);
       return () => void checkers.delete(key);
     },
     async listDead({ limit = 100, afterId, topic } = {}) {

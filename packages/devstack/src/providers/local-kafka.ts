@@ -141,13 +141,13 @@ const LOG4J = [
 
 /**
  * Apache Kafka in KRaft combined mode (one process is broker and controller) from
- * the official jars, on free loopback ports, with a temporary data directory and a
+ * the official jars, on free loopback ports (the broker on `port` if given), with a temporary data directory and a
  * small heap. Ready once a kafkajs admin client can list topics.
  */
-export async function startLocalKafka(logFile: string): Promise<LocalKafka> {
+export async function startLocalKafka(logFile: string, options: { port?: number } = {}): Promise<LocalKafka> {
   const libs = await resolveKafkaJars();
   const dataDir = await mkdtemp(join(tmpdir(), 'eventual-kafka-'));
-  const [brokerPort, controllerPort] = [await freePort(), await freePort()];
+  const [brokerPort, controllerPort] = [options.port || (await freePort()), await freePort()];
   const config = join(dataDir, 'server.properties');
   const log4j = join(dataDir, 'log4j.properties');
   await writeFile(config, serverProperties(dataDir, brokerPort, controllerPort));

