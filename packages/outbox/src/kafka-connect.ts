@@ -86,6 +86,7 @@ export async function withKafkaAdmin<T>(
     timer = setTimeout(() => resolve('expired'), timeoutMs);
   });
   let connected = false;
+  let expiredFirst = false;
   const attempt = (async () => {
     await admin.connect();
     connected = true;
@@ -94,10 +95,7 @@ export async function withKafkaAdmin<T>(
   try {
     const outcome = await Promise.race([attempt, expired]);
     if (outcome === 'expired') {
-      void attempt.then(
-        () => admin.disconnect(),
-        () => admin.disconnect(),
-      );
+      expiredFirst = true;
       throw new BrokerUnreachableError(
         what,
         'timeout',
@@ -116,6 +114,11 @@ export async function withKafkaAdmin<T>(
     throw error;
   } finally {
     clearTimeout(timer);
-    await admin.disconnect().catch(() => {});
+    if (expiredFirst) {
+      // A kafkajs disconnect waits for the connect in flight: do not wait for either.
+      const disconnect = () => admin.disconnect().catch(() => {});
+      void disconnect();
+      void attempt.then(disconnect, disconnect);
+    } else await admin.disconnect().catch(() => {});
   }
 }
