@@ -45,7 +45,10 @@ export interface Consumer extends Lifecycle {
    * Records of a type without a handler follow `onUnknownType`.
    */
   handle<P = JsonValue>(type: string, handler: Handler<P>, options?: HandlerOptions<P>): () => void;
-  /** Checks the inbox and outbox tables and joins the group. */
+  /**
+   * Checks the inbox and outbox tables, the broker and that every topic exists (within
+   * `connectTimeoutMs`), then joins the group.
+   */
   start(): Promise<void>;
   /**
    * Graceful: the attempt in flight on each partition finishes and commits, its offset is
@@ -81,6 +84,24 @@ export function createConsumer(options: ConsumerOptions): Consumer {
       namespace: 'consumer',
       message: `consumer '${o.name}'${topic === undefined ? '' : ` (${topic}/${partition})`}: ${error.message}${fatal ? ' (fatal: the subscriber gave up)' : ''}`,
       error,
+      instanceId: o.instanceId,
+    }),
+  );
+  // One line when a broker outage begins and one when it ends, never one per retry.
+  events.on('consumer:brokerUnavailable', ({ error }) =>
+    o.logger({
+      level: 'warn',
+      namespace: 'consumer',
+      message: `consumer '${o.name}': the broker is unreachable; records wait for it: ${error.message}`,
+      error,
+      instanceId: o.instanceId,
+    }),
+  );
+  events.on('consumer:brokerAvailable', ({ downtimeMs }) =>
+    o.logger({
+      level: 'info',
+      namespace: 'consumer',
+      message: `consumer '${o.name}': the broker is reachable again after ${downtimeMs} ms`,
       instanceId: o.instanceId,
     }),
   );
@@ -159,11 +180,26 @@ export function createConsumer(options: ConsumerOptions): Consumer {
     events.emit('consumer:error', { consumer: o.name, instanceId: o.instanceId, error, fatal });
   }
 
+  const broker = {
+    brokerUnavailable: (error: Error) =>
+      events.emit('consumer:brokerUnavailable', { consumer: o.name, instanceId: o.instanceId, error }),
+    brokerAvailable: (downtimeMs: number) =>
+      events.emit('consumer:brokerAvailable', { consumer: o.name, instanceId: o.instanceId, downtimeMs }),
+  };
+
   const parts = lifecycle(`consumer '${o.name}'`, {
     async start() {
       await run(o.knex, probeInbox(o.inboxTable));
       await o.outbox.stats(); // fails with SchemaNotReadyError if the outbox (for dead letters) is missing
-      await o.subscriber.subscribe(o.topics, { maxRecords: o.batchSize, deliver, error: subscriberError, assigned });
+      // A wrong broker or a missing topic fails the start, naming them, before joining.
+      await o.subscriber.verify?.(o.topics, o.connectTimeoutMs);
+      await o.subscriber.subscribe(o.topics, {
+        maxRecords: o.batchSize,
+        deliver,
+        error: subscriberError,
+        assigned,
+        ...broker,
+      });
     },
     async stop() {
       stopping.abort();

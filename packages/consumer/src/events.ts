@@ -51,6 +51,13 @@ export interface ConsumerEventMap {
    * `fatal`: the subscriber gave up and the consumer receives nothing more.
    */
   'consumer:error': Partial<RecordPosition> & { consumer: string; instanceId: string; error: Error; fatal: boolean };
+  /**
+   * The broker became unreachable while the consumer ran. Once per outage, however
+   * often the client retries; records wait, nothing is dead-lettered for it.
+   */
+  'consumer:brokerUnavailable': { consumer: string; instanceId: string; error: Error };
+  /** The broker is reachable again after a `consumer:brokerUnavailable`; `downtimeMs` since it. */
+  'consumer:brokerAvailable': { consumer: string; instanceId: string; downtimeMs: number };
   /** The partitions this instance owns after a group (re)join. */
   'consumer:assigned': {
     consumer: string;

@@ -1,3 +1,10 @@
+export {
+  BrokerUnreachableError,
+  type EnsuredTopic,
+  TopicMismatchError,
+  TopicNotFoundError,
+  type TopicSpec,
+} from '@eventual/core';
 export { type Consumer, type ConsumerLag, type ConsumerState, createConsumer, type PartitionLag } from './consumer.js';
 export { DLQ_HEADER } from './dead-letter-message.js';
 export {

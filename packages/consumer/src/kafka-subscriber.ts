@@ -1,4 +1,13 @@
-import { InvalidOptionError, integer, knownKeys, nonEmptyString, object } from '@eventual/core';
+import {
+  InvalidOptionError,
+  integer,
+  knownKeys,
+  nonEmptyString,
+  OutageTracker,
+  object,
+  TopicNotFoundError,
+} from '@eventual/core';
+import { classifyKafkaError, missingKafkaTopics, withKafkaAdmin } from '@eventual/outbox';
 import type { Consumer, ConsumerConfig, EachBatchPayload, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
 import type { InboundRecord, Subscriber, SubscriptionHandlers } from './subscriber.js';
 
@@ -77,14 +86,25 @@ export function createKafkaSubscriber(options: KafkaSubscriberOptions): Subscrib
         retry: { ...retry, restartOnFailure: retry.restartOnFailure ?? (async () => true) },
       });
       consumer = c;
-      c.on(c.events.CRASH, ({ payload }) => handlers.error(payload.error, !payload.restart));
-      c.on(c.events.GROUP_JOIN, ({ payload }) =>
+      // kafkajs crashes and restarts the consumer on every failed retry cycle while the
+      // broker is away: that is one outage, reported once, not one error per restart.
+      const outage = new OutageTracker();
+      c.on(c.events.CRASH, ({ payload }) => {
+        if (payload.restart && classifyKafkaError(payload.error) === 'unavailable') {
+          if (outage.begin()) handlers.brokerUnavailable(payload.error);
+          return;
+        }
+        handlers.error(payload.error, !payload.restart);
+      });
+      c.on(c.events.GROUP_JOIN, ({ payload }) => {
+        const downtimeMs = outage.end();
+        if (downtimeMs !== undefined) handlers.brokerAvailable(downtimeMs);
         handlers.assigned(
           Object.entries(payload.memberAssignment).flatMap(([topic, partitions]) =>
             partitions.map((partition) => ({ topic, partition })),
           ),
-        ),
-      );
+        );
+      });
       await c.connect();
       await c.subscribe({ topics, fromBeginning });
       await c.run({
@@ -98,6 +118,13 @@ export function createKafkaSubscriber(options: KafkaSubscriberOptions): Subscrib
     async close() {
       closing ??= consumer ? consumer.disconnect() : Promise.resolve();
       await closing;
+    },
+    async verify(topics, timeoutMs) {
+      const what = `consumer group ${groupId}`;
+      const missing = await withKafkaAdmin(options.kafka, what, timeoutMs, (admin) =>
+        missingKafkaTopics(admin, topics),
+      );
+      if (missing.length > 0) throw new TopicNotFoundError(what, missing);
     },
   };
 }

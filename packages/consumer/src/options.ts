@@ -2,6 +2,7 @@ import {
   type BackoffOptions,
   type BackoffPolicy,
   backoff,
+  connectTimeout,
   defaultInstanceId,
   InvalidOptionError,
   identifier,
@@ -61,6 +62,12 @@ export interface ConsumerOptions {
   instanceId?: string;
   /** Where the consumer reports what goes wrong. Default: warnings and errors to stderr. */
   logger?: Logger;
+  /**
+   * How long `start()` waits for the broker and checks that every topic exists
+   * (`subscriber.verify`) before it fails with a `BrokerUnreachableError` or a
+   * `TopicNotFoundError`. Default 15,000 ms.
+   */
+  connectTimeoutMs?: number;
 }
 
 export interface RetentionOptions {
@@ -99,6 +106,7 @@ export interface ResolvedConsumerOptions {
   retention: Required<RetentionOptions>;
   instanceId: string;
   logger: Logger;
+  connectTimeoutMs: number;
 }
 
 export function resolveConsumerOptions(options: ConsumerOptions): ResolvedConsumerOptions {
@@ -120,6 +128,7 @@ export function resolveConsumerOptions(options: ConsumerOptions): ResolvedConsum
       'retention',
       'instanceId',
       'logger',
+      'connectTimeoutMs',
     ],
     '{ outbox, name, topics, subscriber }',
   );
@@ -133,7 +142,12 @@ export function resolveConsumerOptions(options: ConsumerOptions): ResolvedConsum
       );
     }
   })();
-  if (!subscriber || typeof subscriber.subscribe !== 'function' || typeof subscriber.close !== 'function')
+  if (
+    !subscriber ||
+    typeof subscriber.subscribe !== 'function' ||
+    typeof subscriber.close !== 'function' ||
+    (subscriber.verify !== undefined && typeof subscriber.verify !== 'function')
+  )
     throw new InvalidOptionError(
       'subscriber must implement { subscribe(topics, handlers), close() }, e.g. createKafkaSubscriber({ kafka, groupId })',
     );
@@ -175,6 +189,7 @@ export function resolveConsumerOptions(options: ConsumerOptions): ResolvedConsum
     retention: resolveRetention(options.retention),
     instanceId: nonEmptyString('instanceId', options.instanceId ?? defaultInstanceId()),
     logger: resolveLogger(options.logger),
+    connectTimeoutMs: connectTimeout('connectTimeoutMs', options.connectTimeoutMs),
   };
 }
 

@@ -51,6 +51,14 @@ export interface SubscriptionHandlers {
   error(error: Error, fatal: boolean): void;
   /** The partitions this member now owns, after every group (re)join. */
   assigned(partitions: TopicPartition[]): void;
+  /**
+   * The broker became unreachable after the subscription was running. Called once per
+   * outage, however many times the client retries meanwhile (those retries are not
+   * reported through `error`); `brokerAvailable` follows once it is back.
+   */
+  brokerUnavailable(error: Error): void;
+  /** The broker is reachable again after a `brokerUnavailable`; `downtimeMs` since it. */
+  brokerAvailable(downtimeMs: number): void;
 }
 
 /**
@@ -64,6 +72,15 @@ export interface SubscriptionHandlers {
 export interface Subscriber {
   /** Joins the consumer group for `topics` and starts delivering; resolves once running. */
   subscribe(topics: string[], handlers: SubscriptionHandlers): Promise<void>;
+  /**
+   * Checks, within `timeoutMs`, that the broker can be reached and that every topic
+   * exists, without creating any (a broker's auto.create.topics.enable must not make
+   * an undeclared topic with default settings). Throws a `BrokerUnreachableError`
+   * naming the brokers and the reason, or a `TopicNotFoundError` naming every missing
+   * topic; holds nothing open afterwards. The consumer calls it at start, before
+   * `subscribe`. Optional: a subscriber without it is taken as ready.
+   */
+  verify?(topics: string[], timeoutMs: number): Promise<void>;
   /**
    * Stops fetching, aborts the deliveries' signals, waits for records in flight,
    * commits the offsets of those that are done, and leaves the group.

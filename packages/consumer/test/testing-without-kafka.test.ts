@@ -11,6 +11,8 @@ const wait = { timeout: 15_000, interval: 20 };
 describe('a service tested with the in-memory broker', () => {
   it('applies a message once, even when it is published twice, and publishes what its handler emits', async () => {
     const broker = createMemoryBroker();
+    // As on Kafka, a consumer only starts on topics that exist.
+    await broker.ensureTopics([{ name: 'orders', partitions: 1 }]);
     const orders = await fixture.service(); // the upstream service, producing OrderPlaced
     const payments = await fixture.service(); // the service under test
 

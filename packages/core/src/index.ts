@@ -1,5 +1,14 @@
 export { type BackoffPolicy, backoffDelay, OUTAGE_BACKOFF } from './backoff.js';
 export {
+  type BrokerFailure,
+  BrokerUnreachableError,
+  connectTimeout,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  OutageTracker,
+  TopicMismatchError,
+  TopicNotFoundError,
+} from './broker.js';
+export {
   asError,
   DatabaseError,
   DatabaseUnavailableError,
@@ -48,6 +57,13 @@ export {
   schemaTranslator,
   statementRunner,
 } from './sql/statement.js';
+export {
+  compareTopic,
+  type EnsuredTopic,
+  type ResolvedTopicSpec,
+  type TopicSpec,
+  topicSpecs,
+} from './topic-spec.js';
 export {
   type BackoffOptions,
   backoff,

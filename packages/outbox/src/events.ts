@@ -26,14 +26,26 @@ export type OutboxEventName = keyof OutboxEventMap;
 /** Every event a relay emits, by name, each with the relay's `instanceId`. */
 export interface RelayEventMap {
   'relay:published': { instanceId: string; messages: Message[]; durationMs: number };
-  /** A publication failed; the messages will be retried after `retryInMs` unless they went dead. */
+  /**
+   * A publication failed; the messages will be retried after `retryInMs` unless they
+   * went dead. Not emitted while the broker is unreachable: that is one
+   * `relay:brokerUnavailable` per outage.
+   */
   'relay:failed': {
     instanceId: string;
     messageIds: string[];
     error: Error;
-    kind: 'unavailable' | 'retriable' | 'permanent';
+    kind: 'retriable' | 'permanent';
     retryInMs: number;
   };
+  /**
+   * The broker became unreachable (the first publish of an outage failed as
+   * `unavailable`). Once per outage, whatever the retries and lanes: the relay keeps
+   * backing off without spending any message's attempts.
+   */
+  'relay:brokerUnavailable': { instanceId: string; error: Error };
+  /** The first publish after a `relay:brokerUnavailable` succeeded; `downtimeMs` since it. */
+  'relay:brokerAvailable': { instanceId: string; downtimeMs: number };
   'relay:dead': { instanceId: string; messageId: string; topic: string; error: string; attempts: number };
   /** The relay lost a shard lease between publishing and marking; another instance republishes. */
   'relay:fenced': { instanceId: string; shard: number; messageIds: string[] };

@@ -1,4 +1,12 @@
-export type { BackoffOptions } from '@eventual/core';
+export {
+  type BackoffOptions,
+  type BrokerFailure,
+  BrokerUnreachableError,
+  type EnsuredTopic,
+  TopicMismatchError,
+  TopicNotFoundError,
+  type TopicSpec,
+} from '@eventual/core';
 export { type CheckAnswer, type Checker, type OutboxDatabase, outboxDatabase } from './context.js';
 export {
   EventualError,
@@ -22,7 +30,9 @@ export type {
   RelayEventMap,
   RelayEventName,
 } from './events.js';
-export { createKafkaPublisher, type KafkaPublisherOptions } from './kafka-publisher.js';
+export { classifyKafkaConnectError, type KafkaConnectFailure, withKafkaAdmin } from './kafka-connect.js';
+export { classifyKafkaError, createKafkaPublisher, type KafkaPublisherOptions } from './kafka-publisher.js';
+export { type EnsureKafkaTopicsOptions, ensureKafkaTopics, missingKafkaTopics } from './kafka-topics.js';
 export { HEADER, type JsonValue, type Message, type MessageInput } from './message.js';
 export { migrateOutbox, type OutboxSchemaOptions, outboxMigrations } from './migrations.js';
 export type { CheckBackOptions, OutboxOptions } from './options.js';

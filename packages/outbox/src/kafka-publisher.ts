@@ -1,5 +1,6 @@
 import type { Kafka, Producer, ProducerConfig, TopicMessages } from 'kafkajs';
 import { PublishError, type PublishErrorKind } from './errors.js';
+import { withKafkaAdmin } from './kafka-connect.js';
 import type { Publisher } from './publisher.js';
 
 export interface KafkaPublisherOptions {
@@ -144,6 +145,10 @@ export function createKafkaPublisher(options: KafkaPublisherOptions): Publisher 
     },
     async close() {
       await reset();
+    },
+    async verify(timeoutMs) {
+      // The same client settings as the producer (brokers, ssl, sasl), on an admin of its own.
+      await withKafkaAdmin(options.kafka, 'the relay', timeoutMs, (admin) => admin.describeCluster());
     },
   };
 }

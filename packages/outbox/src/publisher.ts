@@ -17,4 +17,11 @@ export interface OutboundRecord {
 export interface Publisher {
   publish(records: OutboundRecord[]): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Checks that the broker can be reached (and authenticated with) within `timeoutMs`;
+   * otherwise throws a `BrokerUnreachableError` naming the brokers and the reason, and
+   * holds nothing open. The relay calls it at start. Optional: a publisher without it
+   * is taken as reachable (a wrapper around another publisher should pass it on).
+   */
+  verify?(timeoutMs: number): Promise<void>;
 }

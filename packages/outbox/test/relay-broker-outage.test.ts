@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type LocalKafka, startLocalKafka, waitUntil } from '@eventual/devstack';
 import { createTopics, randomTopic, readTopics } from '@eventual/devstack/testing';
-import { createKafkaPublisher, HEADER, type Message } from '@eventual/outbox';
+import { createKafkaPublisher, createOutbox, createRelay, HEADER, type Message } from '@eventual/outbox';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { outboxFixture } from './support.js';
@@ -27,9 +27,20 @@ describe('relay while the Kafka broker is down', () => {
       connectionTimeout: 500,
     });
     const publisher = createKafkaPublisher({ kafka });
-    const relay = fixture.relay(outbox, { publisher, maxAttempts: 3 });
+    const logged: string[] = [];
+    const relay = createRelay(createOutbox({ knex, logger: (e) => logged.push(`${e.level} ${e.message}`) }), {
+      publisher,
+      maxAttempts: 3,
+      pollIntervalMs: 200,
+      leaseTtlMs: 3_000,
+      backoff: { initialMs: 50, maxMs: 500 },
+    });
+    fixture.defer(() => relay.stop());
     const failures: string[] = [];
     relay.on('relay:failed', ({ kind }) => failures.push(kind));
+    const outages: string[] = [];
+    relay.on('relay:brokerUnavailable', () => outages.push('unavailable'));
+    relay.on('relay:brokerAvailable', () => outages.push('available'));
     await relay.start();
 
     const enqueue = (from: number, to: number) =>
@@ -49,10 +60,12 @@ describe('relay while the Kafka broker is down', () => {
 
     await broker.stop();
     for (let batch = 50; batch < 250; batch += 50) sent.push(...(await enqueue(batch, batch + 50)));
-    // The relay keeps trying and failing while the broker is away...
+    // The relay notices the outage once, and keeps trying while the broker is away...
+    await waitUntil('the outage reported', async () => (outages.length > 0 ? true : undefined), { timeoutMs: 60_000 });
+    const published = relay.counters.failed;
     await waitUntil(
-      'publish failures during the outage',
-      async () => (failures.filter((k) => k === 'unavailable').length >= 3 ? true : undefined),
+      'publish retries during the outage',
+      async () => (relay.counters.failed >= published + 3 * 50 ? true : undefined),
       { timeoutMs: 60_000 },
     );
     const during = await outbox.stats();
@@ -66,6 +79,11 @@ describe('relay while the Kafka broker is down', () => {
     await broker.start();
     await expect.poll(async () => (await outbox.stats()).pending, { timeout: 60_000, interval: 200 }).toBe(0);
     expect((await outbox.stats()).dead).toBe(0);
+    // One event and one log line when the outage began and when it ended, not one per retry.
+    expect(outages).toEqual(['unavailable', 'available']);
+    expect(failures).toEqual([]);
+    expect(logged.filter((l) => /broker is unreachable/.test(l))).toHaveLength(1);
+    expect(logged.filter((l) => /broker is reachable again/.test(l))).toHaveLength(1);
 
     const reader = await readTopics(broker.brokers, [topic]);
     fixture.defer(() => reader.stop());

@@ -1,3 +1,12 @@
+export {
+  BrokerUnreachableError,
+  type EnsuredTopic,
+  type EnsureKafkaTopicsOptions,
+  ensureKafkaTopics,
+  TopicMismatchError,
+  TopicNotFoundError,
+  type TopicSpec,
+} from '@eventual/outbox';
 export type {
   CommandSpec,
   ConsumerSettings,

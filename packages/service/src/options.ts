@@ -1,5 +1,6 @@
 import type { ConsumerOptions, Handler, HandlerOptions } from '@eventual/consumer';
 import {
+  connectTimeout,
   InvalidOptionError,
   identifier,
   isKnex,
@@ -8,8 +9,11 @@ import {
   nonEmptyString,
   object,
   type PeriodicJob,
+  type ResolvedTopicSpec,
   stderrLogger,
+  type TopicSpec,
   topicName,
+  topicSpecs,
 } from '@eventual/core';
 import type { JsonValue, OutboxJobOptions, OutboxOptions, OutboxSchemaOptions, RelayOptions } from '@eventual/outbox';
 import type {
@@ -120,6 +124,20 @@ export interface ServiceOptions {
   participant?: ParticipantOptions;
   /** Create or upgrade every table the service uses at start. Default true. */
   migrate?: boolean;
+  /**
+   * The topics this service owns, ensured at start before the relay and consumers run:
+   * missing ones are created as declared, existing ones verified (fewer partitions,
+   * replicas or min.insync.replicas than declared fails the start with a
+   * `TopicMismatchError`). Topics it reads but does not declare must exist already.
+   */
+  topics?: TopicSpec[];
+  /**
+   * How long start() waits for the broker, at each step that needs it (topics, relay,
+   * each consumer), before it fails with a `BrokerUnreachableError` naming the brokers
+   * and the reason. Default 15,000 ms; `relay.connectTimeoutMs` and
+   * `consumers[i].connectTimeoutMs` override it for their part.
+   */
+  connectTimeoutMs?: number;
 }
 
 export interface ResolvedServiceOptions {
@@ -136,6 +154,8 @@ export interface ResolvedServiceOptions {
   sagas: ServiceSagaOptions | undefined;
   participant: ParticipantOptions;
   migrate: boolean;
+  topics: ResolvedTopicSpec[];
+  connectTimeoutMs: number;
 }
 
 export type ResolvedConsumer = Omit<ServiceConsumerOptions, 'handlers' | 'commands'> & {
@@ -161,6 +181,8 @@ const KEYS = [
   'sagas',
   'participant',
   'migrate',
+  'topics',
+  'connectTimeoutMs',
 ] as const;
 
 /** Checks the wiring of a service as a whole, so a mistake is an error now, not a silent stall later. */
@@ -201,6 +223,11 @@ export function resolveServiceOptions(options: ServiceOptions): ResolvedServiceO
   }
   if (options.migrate !== undefined && typeof options.migrate !== 'boolean')
     throw new InvalidOptionError('migrate must be true or false');
+  const topics = options.topics === undefined ? [] : topicSpecs('topics', options.topics);
+  if (topics.length > 0 && typeof transport.ensureTopics !== 'function')
+    throw new InvalidOptionError(
+      'topics needs a transport with ensureTopics(topics), as kafkaTransport(kafka) and the memory broker have',
+    );
   return {
     name,
     knex: options.knex,
@@ -215,6 +242,8 @@ export function resolveServiceOptions(options: ServiceOptions): ResolvedServiceO
     sagas,
     participant: { name, ...(options.participant === undefined ? {} : object('participant', options.participant)) },
     migrate: options.migrate ?? true,
+    topics,
+    connectTimeoutMs: connectTimeout('connectTimeoutMs', options.connectTimeoutMs),
   };
 }
 

@@ -44,7 +44,8 @@ export interface Service extends Lifecycle {
  * The facade a service uses: from one options object it builds the outbox, the relay
  * and its publisher, the scheduler with every package's periodic jobs, and the
  * consumers with their handlers. `start()` migrates (unless `migrate: false`), checks
- * the knex pool can hold what the parts need, then starts relay, scheduler and
+ * the knex pool can hold what the parts need, ensures the declared `topics`, then
+ * starts relay, scheduler and
  * consumers in that order; `stop()` stops them in reverse: the records in flight
  * commit (and enqueue what they emit), the scheduler finishes its runs, the relay
  * publishes and marks its batches and closes its publisher. Wiring mistakes are
@@ -56,6 +57,7 @@ export function createService(options: ServiceOptions): Service {
   const instanceId = o.instanceId;
   const outbox = createOutbox({ knex: o.knex, ...o.outbox, logger: o.logger });
   const relay = createRelay(outbox, {
+    connectTimeoutMs: o.connectTimeoutMs,
     ...o.relay,
     publisher: o.transport.publisher(),
     ...(instanceId ? { instanceId } : {}),
@@ -85,6 +87,7 @@ export function createService(options: ServiceOptions): Service {
           message: `service '${o.name}': the knex pool is not knex's own, so its size was not checked against what the parts need`,
         });
       if (o.migrate) await migrate(wiring, consumers);
+      if (o.topics.length > 0) await ensureTopics(o);
       for (const part of [relay, scheduler, ...consumers.values()]) {
         if (signal.aborted) return;
         started.add(part);
@@ -146,6 +149,7 @@ function buildOrchestrator(o: ResolvedServiceOptions, outbox: Outbox): SagaOrche
 function buildConsumer({ o, outbox, orchestrator, participant }: Wiring, c: ResolvedConsumer): Consumer {
   const { handlers, commands, groupId, role, ...consumerOptions } = c;
   const consumer = createConsumer({
+    connectTimeoutMs: o.connectTimeoutMs,
     ...consumerOptions,
     outbox,
     subscriber: o.transport.subscriber({ groupId }),
@@ -177,6 +181,22 @@ async function migrate({ o, outbox, orchestrator, participant }: Wiring, consume
   const inboxes = new Map<string, Consumer>();
   for (const c of consumers.values()) inboxes.set(`${c.options.schema}.${c.options.table}`, c);
   for (const c of inboxes.values()) await c.migrate();
+}
+
+/** The declared topics, before anything publishes or subscribes; each creation and note logged once. */
+async function ensureTopics(o: ResolvedServiceOptions): Promise<void> {
+  const ensured = await o.transport.ensureTopics!(o.topics, { timeoutMs: o.connectTimeoutMs });
+  for (const topic of ensured) {
+    if (topic.action === 'created')
+      o.logger({
+        level: 'info',
+        namespace: 'service',
+        message: `service '${o.name}': created topic ${topic.name} (${topic.partitions} partitions, replication ${topic.replicationFactor})`,
+        topic: topic.name,
+      });
+    for (const note of topic.notes)
+      o.logger({ level: 'warn', namespace: 'service', message: `topic ${topic.name}: ${note}`, topic: topic.name });
+  }
 }
 
 function connectionNeeds(o: ResolvedServiceOptions, consumers: Map<string, Consumer>): ConnectionNeed[] {

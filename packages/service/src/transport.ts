@@ -1,6 +1,6 @@
 import { createKafkaSubscriber, type KafkaSubscriberOptions, type Subscriber } from '@eventual/consumer';
-import { integer, knownKeys } from '@eventual/core';
-import { createKafkaPublisher, type KafkaPublisherOptions, type Publisher } from '@eventual/outbox';
+import { type EnsuredTopic, integer, knownKeys, type TopicSpec } from '@eventual/core';
+import { createKafkaPublisher, ensureKafkaTopics, type KafkaPublisherOptions, type Publisher } from '@eventual/outbox';
 import type { Kafka } from 'kafkajs';
 
 /**
@@ -17,6 +17,12 @@ export interface Transport {
    * Default 1.
    */
   readonly concurrency?: number;
+  /**
+   * Creates the declared topics that are missing and verifies those that exist (fewer
+   * partitions, replicas or min.insync.replicas than declared is a `TopicMismatchError`).
+   * `createService({ topics })` calls it at start, before the relay and consumers.
+   */
+  ensureTopics?(topics: readonly TopicSpec[], options?: { timeoutMs?: number }): Promise<EnsuredTopic[]>;
 }
 
 export interface KafkaTransportOptions {
@@ -36,6 +42,7 @@ export function kafkaTransport(kafka: Kafka, options: KafkaTransportOptions = {}
   const concurrency = integer('partitionsConcurrently', options.partitionsConcurrently ?? 4, 1, 1_000);
   return {
     concurrency,
+    ensureTopics: (topics, ensureOptions = {}) => ensureKafkaTopics(kafka, topics, ensureOptions),
     publisher: () => createKafkaPublisher({ kafka, ...(options.producer ? { producer: options.producer } : {}) }),
     subscriber: ({ groupId }) =>
       createKafkaSubscriber({

@@ -1,4 +1,12 @@
-import { knownKeys, object } from '@eventual/core';
+import {
+  compareTopic,
+  type EnsuredTopic,
+  knownKeys,
+  object,
+  TopicMismatchError,
+  type TopicSpec,
+  topicSpecs,
+} from '@eventual/core';
 import type { Subscriber } from '../subscriber.js';
 import { type CommittedOffset, ConsumerGroup } from './group.js';
 import {
@@ -25,6 +33,12 @@ export interface MemoryBroker {
   subscriber(options: MemorySubscriberOptions): Subscriber;
   /** Creates a topic with its own partition count; it must not exist yet with another one. */
   createTopic(name: string, options?: { partitions?: number }): void;
+  /**
+   * Creates the declared topics that are missing, with their partition count, and
+   * verifies those that exist: fewer partitions than declared is a `TopicMismatchError`,
+   * as on Kafka. Replication and configs are not modelled in memory: taken as declared.
+   */
+  ensureTopics(topics: readonly TopicSpec[]): Promise<EnsuredTopic[]>;
   /** Every record of a topic, in the order they were stored (empty for an unknown topic). */
   records(topic: string): MemoryRecord[];
   /** The offsets group `groupId` committed: the next offset it reads, per partition. */
@@ -56,6 +70,26 @@ export function createMemoryBroker(options: MemoryBrokerOptions = {}): MemoryBro
     createTopic(name, topicOptions = {}) {
       knownKeys('createTopic', object('createTopic options', topicOptions), ['partitions']);
       topics.create(name, topicOptions.partitions ?? o.partitions);
+    },
+    async ensureTopics(declared) {
+      const ensured: EnsuredTopic[] = [];
+      for (const spec of topicSpecs('topics', declared)) {
+        const existed = topics.has(spec.name);
+        const partitions = existed
+          ? topics.partitionCount(spec.name)
+          : topics.create(spec.name, spec.partitions).length;
+        const actual = { partitions, replicationFactor: spec.replicationFactor, config: spec.config };
+        const { errors, notes } = compareTopic(spec, actual);
+        if (errors.length > 0) throw new TopicMismatchError(spec.name, errors);
+        ensured.push({
+          name: spec.name,
+          action: existed ? 'verified' : 'created',
+          partitions,
+          replicationFactor: spec.replicationFactor,
+          notes,
+        });
+      }
+      return ensured;
     },
     records: (topic) => topics.records(topic),
     committed: (groupId) => groups.get(groupId)?.offsets() ?? [],

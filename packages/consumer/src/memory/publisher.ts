@@ -44,6 +44,8 @@ export function createMemoryPublisher(topics: TopicRegistry): MemoryPublisher {
       for (let i = 0; i < times; i += 1) failures.push(kind);
     },
     async close() {},
+    // In the same process, the broker is always reachable.
+    async verify() {},
   };
 }
 

@@ -1,4 +1,4 @@
-import { asError, func, InvalidOptionError, integer, object, topicName } from '@eventual/core';
+import { asError, func, InvalidOptionError, integer, object, TopicNotFoundError, topicName } from '@eventual/core';
 import type { Subscriber, SubscriptionHandlers, TopicPartition } from '../subscriber.js';
 import { partitionKey } from './assignment.js';
 import type { ConsumerGroup, GroupMember } from './group.js';
@@ -75,6 +75,11 @@ export function createMemorySubscriber(settings: MemorySubscriberSettings): Subs
       };
       await settings.group.join(member);
     },
+    async verify(topics) {
+      // As the Kafka subscriber: a topic nobody created (or published to) is an error.
+      const missing = topics.filter((topic) => !settings.topics.has(topic));
+      if (missing.length > 0) throw new TopicNotFoundError(`consumer group ${settings.groupId}`, missing);
+    },
     close() {
       closing ??= (async () => {
         state = 'closed';
@@ -97,4 +102,6 @@ function checkSubscription(topics: unknown, handlers: SubscriptionHandlers): voi
   func('handlers.deliver', handlers.deliver, '(records, { highWatermark, signal }) => Promise<number>');
   func('handlers.error', handlers.error, '(error, fatal) => void');
   func('handlers.assigned', handlers.assigned, '(partitions) => void');
+  func('handlers.brokerUnavailable', handlers.brokerUnavailable, '(error) => void');
+  func('handlers.brokerAvailable', handlers.brokerAvailable, '(downtimeMs) => void');
 }

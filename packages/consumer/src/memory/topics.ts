@@ -84,6 +84,11 @@ export class TopicRegistry {
     return logs;
   }
 
+  /** Whether the topic exists (was created, published to or subscribed to). */
+  has(name: string): boolean {
+    return this.#topics.has(name);
+  }
+
   partitions(name: string): PartitionLog[] {
     return this.#topics.get(name) ?? this.create(name, this.defaultPartitions);
   }

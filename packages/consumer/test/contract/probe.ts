@@ -22,6 +22,7 @@ export function probe(decide: Decide = (records) => records.length, maxRecords =
   const assignments: TopicPartition[][] = [];
   const errors: Error[] = [];
   const overlaps: string[] = [];
+  const outages: string[] = [];
   const inFlight = new Set<string>();
   const handlers: SubscriptionHandlers = {
     maxRecords,
@@ -39,6 +40,8 @@ export function probe(decide: Decide = (records) => records.length, maxRecords =
     },
     error: (error) => errors.push(error),
     assigned: (partitions) => assignments.push(partitions),
+    brokerUnavailable: (error) => outages.push(`unavailable: ${error.message}`),
+    brokerAvailable: () => outages.push('available'),
   };
   return {
     handlers,
@@ -46,6 +49,8 @@ export function probe(decide: Decide = (records) => records.length, maxRecords =
     assignments,
     errors,
     overlaps,
+    /** Broker outages reported after subscribe: `unavailable: <message>`, then `available`. */
+    outages,
     /** Every record delivered, in delivery order, redeliveries included. */
     delivered: () => calls.flatMap((c) => c.records),
     /** The records reported settled, in delivery order. */

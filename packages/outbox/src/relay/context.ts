@@ -1,4 +1,4 @@
-import type { Logger, TypedEmitter } from '@eventual/core';
+import type { Logger, OutageTracker, TypedEmitter } from '@eventual/core';
 import type { RelayCounters, RelayEventMap } from '../events.js';
 import type { ResolvedOutboxOptions } from '../options.js';
 import type { ResolvedRelayOptions } from './options.js';
@@ -12,6 +12,8 @@ export interface RelayContext {
   counters: RelayCounters;
   logger: Logger;
   leases: ShardLeases;
+  /** The broker outage going on, if any, shared by every lane so it is reported once. */
+  brokerOutage: OutageTracker;
   /** True from start until stop() begins: loops run while it holds. */
   active(): boolean;
   /** Aborts when stop() begins: cuts backoff waits short. */

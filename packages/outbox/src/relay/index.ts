@@ -1,4 +1,4 @@
-import { asError, type Lifecycle, lifecycle, TypedEmitter, Wakeable } from '@eventual/core';
+import { asError, type Lifecycle, lifecycle, OutageTracker, TypedEmitter, Wakeable } from '@eventual/core';
 import { contextOf } from '../context.js';
 import type { RelayCounters, RelayEventMap, RelayEventName } from '../events.js';
 import type { Outbox } from '../outbox.js';
@@ -31,7 +31,8 @@ export interface Relay extends Lifecycle {
  * holds, renewed by a keeper timer every TTL/3 so a slow publish cannot let a lease
  * expire), `lane.ts` (one claim-publish-mark loop per lane, shard mod lanes),
  * `publish-batch.ts` (publish and mark under the fence), `listener.ts` (LISTEN, a
- * latency hint with its own reconnect). `start()` reclaims this instance id's shards,
+ * latency hint with its own reconnect). `start()` verifies the broker within
+ * `connectTimeoutMs`, reclaims this instance id's shards,
  * takes a fair share, then starts the lanes; `stop()` finishes and marks the batches
  * in flight, gives every lease back and closes the publisher.
  */
@@ -43,7 +44,17 @@ export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
   const leases = new ShardLeases(r, o, events);
   let active = false;
   const stopping = new AbortController();
-  const ctx: RelayContext = { r, o, events, counters, logger, leases, active: () => active, stopping: stopping.signal };
+  const ctx: RelayContext = {
+    r,
+    o,
+    events,
+    counters,
+    logger,
+    leases,
+    brokerOutage: new OutageTracker(),
+    active: () => active,
+    stopping: stopping.signal,
+  };
   const wakeables = Array.from({ length: r.lanes }, () => new Wakeable());
   const wakeAll = () => {
     for (const w of wakeables) w.wake();
@@ -61,6 +72,24 @@ export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
   // Every error event also reaches the logger, so nothing fails silently without a listener.
   events.on('relay:error', ({ error }) =>
     logger({ level: 'error', namespace: 'relay', message: error.message, error, instanceId: r.instanceId }),
+  );
+  // One line when a broker outage begins and one when it ends, never one per retry.
+  events.on('relay:brokerUnavailable', ({ error }) =>
+    logger({
+      level: 'warn',
+      namespace: 'relay',
+      message: `the broker is unreachable; publishing waits for it without spending attempts: ${error.message}`,
+      error,
+      instanceId: r.instanceId,
+    }),
+  );
+  events.on('relay:brokerAvailable', ({ downtimeMs }) =>
+    logger({
+      level: 'info',
+      namespace: 'relay',
+      message: `the broker is reachable again after ${downtimeMs} ms; publishing resumed`,
+      instanceId: r.instanceId,
+    }),
   );
   let lanes: Promise<void> | undefined;
   let listener: Listener | undefined;
@@ -93,6 +122,8 @@ export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
 
   const parts = lifecycle(`relay ${r.instanceId}`, {
     async start() {
+      // Before anything else: a wrong or unreachable broker fails the start, naming it.
+      await r.publisher.verify?.(r.connectTimeoutMs);
       await leases.reclaim();
       active = true;
       await leases.keep(() => active);

@@ -3,6 +3,7 @@ import {
   type BackoffPolicy,
   backoff,
   bool,
+  connectTimeout,
   defaultInstanceId,
   InvalidOptionError,
   integer,
@@ -50,6 +51,11 @@ export interface RelayOptions {
   listen?: boolean;
   /** How long `stop()` waits for the in-flight batch before giving its leases up anyway. Default 30,000 ms. */
   stopTimeoutMs?: number;
+  /**
+   * How long `start()` waits for the broker (`publisher.verify`) before it fails with a
+   * `BrokerUnreachableError` naming the brokers and the reason. Default 15,000 ms.
+   */
+  connectTimeoutMs?: number;
 }
 
 export interface ResolvedRelayOptions {
@@ -64,6 +70,7 @@ export interface ResolvedRelayOptions {
   onPublished: 'mark' | 'delete';
   listen: boolean;
   stopTimeoutMs: number;
+  connectTimeoutMs: number;
 }
 
 const KEYS = [
@@ -78,6 +85,7 @@ const KEYS = [
   'onPublished',
   'listen',
   'stopTimeoutMs',
+  'connectTimeoutMs',
 ] as const;
 
 export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions {
@@ -100,5 +108,6 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     onPublished: oneOf('onPublished', options.onPublished ?? 'mark', ['mark', 'delete']),
     listen: bool('listen', options.listen ?? true),
     stopTimeoutMs: integer('stopTimeoutMs', options.stopTimeoutMs ?? 30_000, 0, 3_600_000),
+    connectTimeoutMs: connectTimeout('connectTimeoutMs', options.connectTimeoutMs),
   };
 }

@@ -36,6 +36,8 @@ export async function publishBatch(
         : new PublishError('retriable', `publisher failed: ${errorMessage(error)}`, error);
     return publishFailed(ctx, rows, fence, failure);
   }
+  const downtimeMs = ctx.brokerOutage.end();
+  if (downtimeMs !== undefined) ctx.events.emit('relay:brokerAvailable', { instanceId: ctx.r.instanceId, downtimeMs });
   await markBatchPublished(ctx, rows, fence, started);
   return undefined;
 }
@@ -51,7 +53,7 @@ async function publishFailed(
   const messageIds = rows.map((x) => x.id);
   counters.failed += rows.length;
   if (failure.kind === 'unavailable') {
-    events.emit('relay:failed', { instanceId, messageIds, error: failure, kind: 'unavailable', retryInMs: 0 });
+    if (ctx.brokerOutage.begin()) events.emit('relay:brokerUnavailable', { instanceId, error: failure });
     return 'unavailable';
   }
   if (failure.kind === 'permanent' && rows.length > 1) {
@@ -71,7 +73,7 @@ async function publishFailed(
     instanceId,
     messageIds,
     error: failure,
-    kind: failure.kind,
+    kind: failure.kind === 'permanent' ? 'permanent' : 'retriable',
     retryInMs: Math.min(...delays),
   });
   for (const m of marked) {
