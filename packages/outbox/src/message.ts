@@ -1,7 +1,6 @@
 import { describeValue, isMessageType, isTopicName, jsonProblem, TOPIC_RULE } from '@eventual/core';
 import { v7 as uuidv7 } from 'uuid';
 import { InvalidMessageError, MessageTooLargeError } from './errors.js';
-import { withLazyPayload } from './lazy-payload.js';
 
 /** A JSON value as it travels: what `JSON.parse(JSON.stringify(x))` gives back unchanged. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
@@ -58,8 +57,7 @@ export function rowToMessage(row: MessageRow): Message {
 
 /** A claimed row carries the payload as the exact JSON text the producer stored. */
 export function claimedToMessage(row: Omit<MessageRow, 'payload'> & { payload: string }): Message {
-  const { payload, ...rest } = row;
-  return withLazyPayload(rowToMessage({ ...rest, payload: null }), payload);
+  return rowToMessage({ ...row, payload: JSON.parse(row.payload) as JsonValue });
 }
 
 /** A message ready for insert: validated, with id, headers and the exact JSON text. */
@@ -110,7 +108,7 @@ export function buildRow(input: MessageInput, limit: number, traceparent: string
   const bytes = Buffer.byteLength(payloadJson) + Buffer.byteLength(key) + Buffer.byteLength(headersJson);
   if (bytes > limit) throw new MessageTooLargeError(bytes, limit, `message ${type} for key ${key}`);
   return {
-    message: withLazyPayload({ id, topic, key, type, headers: all }, payloadJson),
+    message: { id, topic, key, type, payload: JSON.parse(payloadJson) as JsonValue, headers: all },
     payloadJson,
     headersJson,
     keyHash: fnv1a(key),
