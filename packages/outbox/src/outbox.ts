@@ -19,6 +19,7 @@ import {
 import type { OutboxCounters, OutboxEventMap, OutboxEventName } from './events.js';
 import { buildRow, type JsonValue, type Message, type MessageInput, type MessageRow, rowToMessage } from './message.js';
 import { migrateOutbox, type OutboxSchemaOptions } from './migrations.js';
+import { CommitNotifier } from './notifier.js';
 import { type OutboxOptions, resolveOutboxOptions } from './options.js';
 import { requeueDead, selectDead, selectStats } from './sql/dead.js';
 import { insertMessages } from './sql/enqueue.js';
@@ -94,6 +95,7 @@ export function createOutbox(options: OutboxOptions): Outbox {
   const events = new TypedEmitter<OutboxEventMap>('outbox', o.logger);
   const counters: OutboxCounters = { checked: 0, cleaned: 0 };
   const checkers = new Map<string, Checker>();
+  const notifier = new CommitNotifier(o);
   const checkerFor = ({ topic, type }: Pick<Message, 'topic' | 'type'>) =>
     checkers.get(checkerKey(topic, type)) ??
     checkers.get(checkerKey(undefined, type)) ??
@@ -115,7 +117,19 @@ export function createOutbox(options: OutboxOptions): Outbox {
         throw error;
       }
     });
-    if (rows.length > 0) await run(db, insertMessages(o, rows, state, checkAfterMs));
+    if (rows.length === 0) return [];
+    // Pending rows wake the relays: after the caller's commit when its outcome can be
+    // observed (one NOTIFY per transaction, outside it), else from inside the insert.
+    const notifyLater = state === 'pending' && isKnexTransaction(db) && notifier.canNotifyAfterCommit(db);
+    const written = await run<{ shard: number }>(
+      db,
+      insertMessages(o, rows, state, checkAfterMs, state === 'pending' && !notifyLater),
+    );
+    if (notifyLater)
+      notifier.afterCommit(
+        db as Knex.Transaction,
+        written.map((w) => w.shard),
+      );
     return rows.map((row) => row.message);
   }
 

@@ -8,6 +8,7 @@ import {
   sqlStateOf,
 } from '../errors.js';
 import { isDatabaseOutage } from '../outage.js';
+import { runPrepared } from './prepared.js';
 
 /**
  * A statement with `?` placeholders for knex.raw, built by a package's `sql/`
@@ -19,6 +20,12 @@ export interface Statement {
   sql: string;
   /** The values of the placeholders, in order. */
   bindings: readonly Knex.RawBinding[];
+  /**
+   * Run it, inside a transaction on the pg driver, as a named prepared statement on the
+   * transaction's connection (see prepared.ts): for hot statements on a caller's path,
+   * such as the enqueue. It then bypasses knex (no knex 'query' events for it).
+   */
+  prepared?: boolean;
 }
 
 /**
@@ -49,6 +56,10 @@ export interface FailedStatement {
 export function statementRunner(translate: (failed: FailedStatement) => Error | undefined = () => undefined) {
   const runner: StatementRunner = async <Row>(db: Knex | Knex.Transaction, statement: Statement): Promise<Row[]> => {
     try {
+      if (statement.prepared) {
+        const rows = await runPrepared<Row>(db, statement);
+        if (rows) return rows;
+      }
       const result = await db.raw(statement.sql, statement.bindings as Knex.RawBinding[]);
       return (result as { rows: Row[] }).rows;
     } catch (error) {

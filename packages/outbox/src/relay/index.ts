@@ -2,7 +2,9 @@ import { asError, type Lifecycle, lifecycle, OutageTracker, TypedEmitter, Wakeab
 import { contextOf } from '../context.js';
 import type { RelayCounters, RelayEventMap, RelayEventName } from '../events.js';
 import type { Outbox } from '../outbox.js';
+import { LEASES_NOTICE } from '../sql/leases.js';
 import type { RelayContext } from './context.js';
+import { LeaseKeeper } from './keeper.js';
 import { runLane } from './lane.js';
 import { type Listener, startListener } from './listener.js';
 import { type RelayOptions, resolveRelayOptions } from './options.js';
@@ -28,8 +30,8 @@ export interface Relay extends Lifecycle {
  * Moves pending messages to the publisher, shard by shard, under leases.
  *
  * Wiring only; the parts are in this folder: `shard-leases.ts` (what this instance
- * holds, renewed by a keeper timer every TTL/3 so a slow publish cannot let a lease
- * expire), `lane.ts` (one claim-publish-mark loop per lane, shard mod lanes),
+ * holds), `keeper.ts` (renews them every TTL/3 so a slow publish cannot let a lease
+ * expire, and rebalances at once when another relay joins, gives back or leaves), `lane.ts` (one claim-publish-mark loop per lane, shard mod lanes),
  * `publish-batch.ts` (publish and mark under the fence), `listener.ts` (LISTEN, a
  * latency hint with its own reconnect). `start()` verifies the broker within
  * `connectTimeoutMs`, reclaims this instance id's shards,
@@ -61,10 +63,15 @@ export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
   };
   /**
    * A NOTIFY from enqueue names the shards it wrote: wake only their lanes, so an idle
-   * lane does not run a claim for another lane's message. Any other payload (a
-   * requeue, a prepared message's commit, a reconnect) wakes every lane.
+   * lane does not run a claim for another lane's message. Another relay's lease
+   * notice runs the keeper at once. Any other payload (a requeue, a prepared message's
+   * commit, a reconnect) wakes every lane.
    */
   const wakeFor = (payload: string | undefined) => {
+    if (payload?.startsWith(LEASES_NOTICE)) {
+      if (payload !== `${LEASES_NOTICE}${r.instanceId}`) keeper.now();
+      return;
+    }
     if (!payload || !/^\d+(,\d+)*$/.test(payload)) return wakeAll();
     for (const shard of payload.split(',')) wakeables[Number(shard) % r.lanes]?.wake();
   };
@@ -93,32 +100,13 @@ export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
   );
   let lanes: Promise<void> | undefined;
   let listener: Listener | undefined;
-  let keeper: NodeJS.Timeout | undefined;
-  let keeping: Promise<void> | undefined;
-  let keeperStopped = false;
-
-  /**
-   * Renews the leases every TTL/3, also while stop() drains the batches in flight (a
-   * slow publish must not outlive its lease and be republished by another relay), and
-   * takes new shards only while active.
-   */
-  const scheduleKeeper = () => {
-    keeper = setTimeout(
-      () => {
-        keeping = (async () => {
-          try {
-            if (await leases.keep(() => active)) wakeAll();
-          } catch (error) {
-            reportError(asError(error));
-          }
-        })();
-        void keeping.then(() => {
-          if (!keeperStopped) scheduleKeeper();
-        });
-      },
-      Math.max(100, Math.floor(r.leaseTtlMs / 3)),
-    );
-  };
+  const keeper = new LeaseKeeper({
+    leases,
+    leaseTtlMs: r.leaseTtlMs,
+    active: () => active,
+    onChanged: wakeAll,
+    onError: reportError,
+  });
 
   const parts = lifecycle(`relay ${r.instanceId}`, {
     async start() {
@@ -127,8 +115,10 @@ export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
       await leases.reclaim();
       active = true;
       await leases.keep(() => active);
-      scheduleKeeper();
+      keeper.start();
       if (r.listen) listener = startListener(o.knex, o.channel, wakeFor, reportError);
+      // The relays already running rebalance now, not at their next keeper round.
+      await leases.announce().catch((error: unknown) => reportError(asError(error)));
       lanes = Promise.all(wakeables.map((wakeable, lane) => runLane(ctx, lane, wakeable))).then(() => {});
     },
     async stop() {
@@ -142,12 +132,11 @@ export function createRelay(outbox: Outbox, options: RelayOptions): Relay {
       await Promise.race([lanes, timeout]);
       clearTimeout(timer);
       // No keeper tick may take or renew a lease after the release below.
-      keeperStopped = true;
-      clearTimeout(keeper);
-      await keeping;
+      await keeper.stop();
       await listener?.stop();
       try {
         await leases.releaseAll();
+        await leases.announce(); // the others take our shards now, not at their next round
       } catch (error) {
         reportError(asError(error)); // the leases expire on their own within leaseTtlMs
       }

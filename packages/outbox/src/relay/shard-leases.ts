@@ -1,9 +1,10 @@
-import type { TypedEmitter } from '@eventual/core';
+import { sleep, type TypedEmitter } from '@eventual/core';
 import type { RelayEventMap } from '../events.js';
 import type { ResolvedOutboxOptions } from '../options.js';
 import {
   acquireFreeShards,
   acquireLease,
+  announceLeases,
   memberLeaseName,
   reclaimOwnShards,
   releaseLeases,
@@ -16,6 +17,25 @@ import type { ResolvedRelayOptions } from './options.js';
 import { type Membership, planShares } from './plan-shares.js';
 
 export type OwnedShard = [shard: number, token: number];
+
+/** What a keeper round did: whether the lanes have new work, and whether the split is settled. */
+export interface KeepOutcome {
+  /** Shards were taken, or excess noted for the lanes to give back: wake the lanes. */
+  changed: boolean;
+  /**
+   * This instance holds its fair share and owes nothing; false while it waits for
+   * others to give shards back, or must give some back itself: the keeper comes back soon.
+   */
+  settled: boolean;
+}
+
+/**
+ * Attempts at taking a fair share within one round. A shortfall means another
+ * instance took some of the same free shards at the same moment; the next attempt
+ * reads the membership again and asks for what is still free, after a short jittered
+ * pause so two instances do not collide again in lockstep.
+ */
+const TAKE_ATTEMPTS = 4;
 
 /**
  * The shards one relay holds, each with the fencing token it holds it under, and the
@@ -61,10 +81,10 @@ export class ShardLeases {
 
   /**
    * Renews what we hold (dropping what was taken over), then, while `grow()`, takes free
-   * shards up to a fair share, or notes the excess to give back. Returns whether new
-   * shards were taken (the lanes should look for work at once).
+   * shards up to a fair share, retrying a shortfall at once (bounded), or notes the
+   * excess to give back.
    */
-  async keep(grow: () => boolean): Promise<boolean> {
+  async keep(grow: () => boolean): Promise<KeepOutcome> {
     const r = this.#r;
     const o = this.#o;
     const [member] = await run<{ token: string }>(
@@ -72,35 +92,54 @@ export class ShardLeases {
       acquireLease(o, memberLeaseName(r.instanceId), r.instanceId, r.leaseTtlMs),
     );
     if (member) this.#memberToken = Number(member.token);
-    if (this.#owned.size > 0) {
-      const shards = [...this.#owned.keys()];
-      const kept = await run<{ name: string }>(
+    await this.#renew();
+    let changed = false;
+    for (let attempt = 1; attempt <= TAKE_ATTEMPTS; attempt++) {
+      if (!grow()) return { changed, settled: true };
+      const [membership] = await run<Membership>(o.knex, selectMembership(o));
+      const plan = planShares(membership!, this.#owned.size);
+      this.#excess = plan.release;
+      const floor = Math.floor(membership!.shards / Math.max(1, membership!.members));
+      if (plan.release > 0) return { changed: true, settled: false };
+      if (plan.take === 0 || !grow()) return { changed, settled: this.#owned.size >= floor };
+      const taken = await run<{ shard: number; token: string }>(
         o.knex,
-        renewLeases(
-          o,
-          r.instanceId,
-          shards.map(shardLeaseName),
-          shards.map((s) => this.#owned.get(s)!),
-          r.leaseTtlMs,
-        ),
+        acquireFreeShards(o, r.instanceId, r.leaseTtlMs, plan.take),
       );
-      const keptNames = new Set(kept.map((k) => k.name));
-      const lost = shards.filter((s) => !keptNames.has(shardLeaseName(s)));
-      for (const shard of lost) this.#owned.delete(shard);
-      if (lost.length > 0) this.emit();
+      for (const t of taken) this.#owned.set(t.shard, Number(t.token));
+      if (taken.length > 0) {
+        changed = true;
+        this.emit();
+      }
+      if (taken.length >= plan.take) return { changed, settled: true };
+      if (attempt < TAKE_ATTEMPTS) await sleep(5 + Math.random() * 20);
     }
-    if (!grow()) return false;
-    const [membership] = await run<Membership>(o.knex, selectMembership(o));
-    const plan = planShares(membership!, this.#owned.size);
-    this.#excess = plan.release;
-    if (plan.take === 0 || !grow()) return false;
-    const taken = await run<{ shard: number; token: string }>(
-      o.knex,
-      acquireFreeShards(o, r.instanceId, r.leaseTtlMs, plan.take),
+    return { changed, settled: false };
+  }
+
+  /** Tells the other relays that this one joined, gave shards back or left (see announceLeases). */
+  async announce(): Promise<void> {
+    await run(this.#o.knex, announceLeases(this.#o, this.#r.instanceId));
+  }
+
+  async #renew(): Promise<void> {
+    if (this.#owned.size === 0) return;
+    const r = this.#r;
+    const shards = [...this.#owned.keys()];
+    const kept = await run<{ name: string }>(
+      this.#o.knex,
+      renewLeases(
+        this.#o,
+        r.instanceId,
+        shards.map(shardLeaseName),
+        shards.map((s) => this.#owned.get(s)!),
+        r.leaseTtlMs,
+      ),
     );
-    for (const t of taken) this.#owned.set(t.shard, Number(t.token));
-    if (taken.length > 0) this.emit();
-    return taken.length > 0;
+    const keptNames = new Set(kept.map((k) => k.name));
+    const lost = shards.filter((s) => !keptNames.has(shardLeaseName(s)));
+    for (const shard of lost) this.#owned.delete(shard);
+    if (lost.length > 0) this.emit();
   }
 
   /**
@@ -117,6 +156,7 @@ export class ShardLeases {
     for (const [shard] of giveUp) this.#owned.delete(shard);
     await this.#release(giveUp);
     this.emit();
+    await this.announce(); // whoever waits for these shards takes them now
   }
 
   /**

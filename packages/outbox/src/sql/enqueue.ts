@@ -3,13 +3,20 @@ import type { ResolvedOutboxOptions } from '../options.js';
 import type { Statement } from './statement.js';
 
 /**
- * Inserts messages in one round trip: unnest() turns the column arrays into rows, the
+ * Inserts messages in one round trip: unnest() turns the column arrays into rows (so
+ * the text is the same for any number of messages, and runs as one named prepared
+ * statement per connection: parsed once, then planned from its cached plan), and the
  * shard comes from the stored shard count (a scalar subquery: if the settings row is
  * missing the insert fails on NOT NULL instead of writing rows no relay would ever
- * claim), and pg_notify wakes relays; its payload lists the shards written (e.g.
- * `3,17`), so a relay wakes only the lane that has work. NOTIFY is transactional: it
- * is delivered only if the caller's transaction commits, and it is only a hint;
- * relays also poll.
+ * claim). Returns the distinct shards written.
+ *
+ * No NOTIFY here by default: a transaction that has run NOTIFY takes a database-wide
+ * lock at commit and holds it through its WAL flush, so every notifying transaction of
+ * the database commits one after another, without group commit. The outbox sends one
+ * NOTIFY after the caller's transaction committed instead (`notifyShards`, see
+ * notifier.ts). Only when the transaction's outcome cannot be observed does the insert
+ * carry the NOTIFY itself (`notify`); NOTIFY is transactional, so that one too is
+ * delivered only on commit. Either way it is only a hint; relays also poll.
  *
  * Prepared messages get `next_check_at`, the first time the check-back may ask about them.
  */
@@ -18,10 +25,17 @@ export function insertMessages(
   rows: PreparedRow[],
   state: 'pending' | 'prepared',
   checkAfterMs: number | null,
+  notify: boolean,
 ): Statement {
   const column = <T>(pick: (row: PreparedRow) => T) => rows.map(pick);
+  const result =
+    notify && state === 'pending'
+      ? `select pg_notify(?, (select string_agg(distinct shard::text, ',') from inserted))
+         where exists (select 1 from inserted)`
+      : 'select distinct shard from inserted';
   return {
     name: 'outbox.insertMessages',
+    prepared: true,
     sql: `
       with inserted as (
         insert into ${o.tables.messages} (id, topic, key, type, payload, headers, shard, state, next_check_at)
@@ -32,8 +46,7 @@ export function insertMessages(
              as u(id, topic, key, type, payload, headers, key_hash)
         returning shard
       )
-      select pg_notify(?, (select string_agg(distinct shard::text, ',') from inserted))
-      where ? = 'pending' and exists (select 1 from inserted)`,
+      ${result}`,
     bindings: [
       state,
       checkAfterMs,
@@ -45,8 +58,21 @@ export function insertMessages(
       column((r) => r.payloadJson),
       column((r) => r.headersJson),
       column((r) => r.keyHash),
-      o.channel,
-      state,
+      ...(notify && state === 'pending' ? [o.channel] : []),
     ],
+  };
+}
+
+/**
+ * Wakes the relays for these shards (payload `3,17`: a relay wakes only the lanes that
+ * have work), outside any transaction, after the transactions that wrote them committed.
+ * A payload too long for NOTIFY (8,000 bytes) is sent empty, which wakes every lane.
+ */
+export function notifyShards(o: ResolvedOutboxOptions, shards: number[]): Statement {
+  const payload = shards.join(',');
+  return {
+    name: 'outbox.notifyShards',
+    sql: 'select pg_notify(?, ?)',
+    bindings: [o.channel, payload.length < 7_000 ? payload : ''],
   };
 }

@@ -38,22 +38,32 @@ export function acquireLease(o: ResolvedOutboxOptions, name: string, owner: stri
 }
 
 /**
- * Takes up to `limit` free or expired shard leases, a random subset so that
- * instances starting together do not all fight over shard 0 first, but written in
- * name order: two instances upserting overlapping sets in random order deadlocked
- * (bench/ saw relay.start() fail with "deadlock detected" when two relays started
- * together); in one order the later one just waits and skips what the other took.
+ * Takes up to `limit` free or expired shard leases, in an order each member derives
+ * from the membership, so members that start together ask for different shards: the
+ * member of rank r (by name) among N live members first asks for the shards s with
+ * s mod N = r, then r + 1, and so on. When they all see the same membership their
+ * picks do not overlap and each gets its share in one statement; two random picks
+ * overlapped, the loser got fewer than it asked for, and the shortfall stayed
+ * unowned until the next keeper round. (A member that does not see the others yet
+ * may still collide; the keeper retries a shortfall at once, see shard-leases.ts.)
+ * The rows are written in name order: two instances upserting overlapping sets in
+ * different orders deadlocked (bench/ saw relay.start() fail with "deadlock detected");
+ * in one order the later one just waits and skips what the other took.
  */
 export function acquireFreeShards(o: ResolvedOutboxOptions, owner: string, ttlMs: number, limit: number): Statement {
   return {
     name: 'outbox.acquireFreeShards',
     sql: `
-      with candidates as (
+      with me as (
+        select greatest(count(*), 1)::int as members, count(*) filter (where name < ?)::int as rank
+        from ${o.tables.leases} where name like 'relay:member:%' and expires_at > now()
+      ), candidates as (
         select 'relay:shard:' || s.shard as name
         from generate_series(0, (select shard_count from ${o.tables.settings}) - 1) as s(shard)
+        cross join me
         left join ${o.tables.leases} l on l.name = 'relay:shard:' || s.shard
         where l.name is null or l.owner is null or l.expires_at <= now()
-        order by random()
+        order by (s.shard % me.members - me.rank % me.members + me.members) % me.members, s.shard
         limit ?
       )
       insert into ${o.tables.leases} as l (name, owner, token, expires_at)
@@ -62,9 +72,25 @@ export function acquireFreeShards(o: ResolvedOutboxOptions, owner: string, ttlMs
         set owner = excluded.owner, token = l.token + 1, expires_at = excluded.expires_at
         where l.owner is null or l.expires_at <= now()
       returning substr(name, length('relay:shard:') + 1)::int as shard, token`,
-    bindings: [limit, owner, ttlMs],
+    bindings: [memberLeaseName(owner), limit, owner, ttlMs],
   };
 }
+
+/**
+ * Tells the other relays (on the outbox channel, which they LISTEN to) that this one
+ * joined, gave shards back or left, so their keepers act at once instead of at their
+ * next round. A hint like every NOTIFY: without LISTEN the keepers' rounds still get there.
+ */
+export function announceLeases(o: ResolvedOutboxOptions, owner: string): Statement {
+  return {
+    name: 'outbox.announceLeases',
+    sql: 'select pg_notify(?, ?)',
+    bindings: [o.channel, `${LEASES_NOTICE}${owner}`],
+  };
+}
+
+/** The NOTIFY payload prefix of `announceLeases`, followed by the announcing instance id. */
+export const LEASES_NOTICE = 'relay:leases:';
 
 /**
  * At start: takes back, under a new token, the shard leases a previous life of this
