@@ -73,6 +73,7 @@ export {
   integer,
   isUuid,
   knownKeys,
+  loggerOption,
   nonEmptyString,
   object,
   oneOf,

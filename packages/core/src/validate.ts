@@ -1,5 +1,6 @@
 import type { BackoffPolicy } from './backoff.js';
 import { InvalidOptionError } from './errors.js';
+import { type Logger, stderrLogger } from './logger.js';
 
 // Option rules shared by every eventual package, so a name or number one package
 // accepts, the others accept too. Each throws an InvalidOptionError that names the
@@ -132,4 +133,12 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** A UUID in its 8-4-4-4-12 hex form, of any version, in either case. */
 export function isUuid(value: unknown): value is string {
   return typeof value === 'string' && UUID.test(value);
+}
+
+/** A `logger` option: the function given, or warnings and errors to stderr when absent. */
+export function loggerOption(option: string, value: unknown): Logger {
+  if (value === undefined) return stderrLogger;
+  if (typeof value !== 'function')
+    throw new InvalidOptionError(`${option} must be a function (entry: { level, namespace, message, error? }) => void`);
+  return value as Logger;
 }

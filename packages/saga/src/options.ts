@@ -1,10 +1,14 @@
 import {
   type BackoffPolicy,
   backoff,
+  defaultInstanceId,
   InvalidOptionError,
   identifier,
   integer,
   isKnex,
+  type Logger,
+  loggerOption,
+  nonEmptyString,
   optionsObject,
   qualified,
   topicName,
@@ -39,6 +43,10 @@ export interface OrchestratorOptions {
    * every second.
    */
   sweepSchedule?: string | false;
+  /** Names this instance in events. Default `<hostname>-<pid>-<random>`. */
+  instanceId?: string;
+  /** Where the orchestrator reports what goes wrong (a listener that throws). Default: warnings and errors to stderr. */
+  logger?: Logger;
 }
 
 export interface ResolvedOrchestratorOptions {
@@ -54,6 +62,8 @@ export interface ResolvedOrchestratorOptions {
   retryBackoff: BackoffPolicy;
   sweepBatchSize: number;
   sweepSchedule: string | false;
+  instanceId: string;
+  logger: Logger;
 }
 
 const KNOWN = [
@@ -67,6 +77,8 @@ const KNOWN = [
   'retryBackoff',
   'sweepBatchSize',
   'sweepSchedule',
+  'instanceId',
+  'logger',
 ] as const;
 
 /** Between retries of a failed step or compensation: 1 s doubling to 60 s, 20% jitter. */
@@ -105,6 +117,8 @@ export function resolveOrchestratorOptions(options: OrchestratorOptions): Resolv
     retryBackoff: backoff('retryBackoff', options.retryBackoff, RETRY_BACKOFF),
     sweepBatchSize: integer('sweepBatchSize', options.sweepBatchSize ?? 100, 1, 10_000),
     sweepSchedule: sweepSchedule(options.sweepSchedule ?? '* * * * * *'),
+    instanceId: nonEmptyString('instanceId', options.instanceId ?? defaultInstanceId(), 200),
+    logger: loggerOption('logger', options.logger),
   };
 }
 

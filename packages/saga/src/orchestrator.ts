@@ -113,7 +113,7 @@ export function createSagaOrchestrator(options: OrchestratorOptions): SagaOrches
   const { knex, outbox, sagasTable } = o;
   const c: Orchestration = {
     o,
-    events: new TypedEmitter<SagaEventMap>('saga'),
+    events: new TypedEmitter<SagaEventMap>('saga', o.logger),
     deps: {
       now: () => new Date(),
       retryDelayMs: (attempt) => backoffDelay(attempt, o.retryBackoff),
@@ -165,7 +165,7 @@ export function createSagaOrchestrator(options: OrchestratorOptions): SagaOrches
       const [row] = await run<SagaRow>(trx, selectSaga(sagasTable, reply.sagaId));
       if (!row) {
         const { sagaId, step, phase } = reply;
-        return afterCommit(trx, c.events, [
+        return afterCommit(trx, c.events, c.o.instanceId, [
           { event: 'saga:replyIgnored', payload: { sagaId, step, phase, reason: 'no such saga' } },
         ]);
       }
@@ -251,7 +251,7 @@ async function advanceSaga(
     if (!updated) throw new SagaConcurrencyError(row.id);
     saved = { ...next, version: updated.version };
   }
-  afterCommit(trx, c.events, t.notices);
+  afterCommit(trx, c.events, c.o.instanceId, t.notices);
   return saved;
 }
 
@@ -272,11 +272,16 @@ async function runLocal(trx: Knex.Transaction, action: LocalAction<SagaData>, st
 }
 
 /** Events are emitted once the transaction has committed, never for work that rolled back. */
-function afterCommit(trx: Knex.Transaction, events: TypedEmitter<SagaEventMap>, notices: SagaNotice[]): void {
+function afterCommit(
+  trx: Knex.Transaction,
+  events: TypedEmitter<SagaEventMap>,
+  instanceId: string,
+  notices: SagaNotice[],
+): void {
   if (notices.length === 0) return;
   trx.executionPromise.then(
     () => {
-      for (const notice of notices) events.emit(notice.event, notice.payload as never);
+      for (const notice of notices) events.emit(notice.event, { ...notice.payload, instanceId } as never);
     },
     () => {},
   );

@@ -100,6 +100,7 @@ export function sagaWorld(prefix: string) {
         sagas: [saga, ...extraSagas],
         maxCompensationAttempts: 3,
         retryBackoff: { initialMs: 50, maxMs: 100 },
+        instanceId: 'orchestrator-1',
       });
       await orchestrator.migrate();
       const consumer = await fixture.consumer({ outbox, name: uniqueName('orchestrator'), topics: [topics.replies] });

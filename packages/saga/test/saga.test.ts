@@ -55,12 +55,16 @@ describe('saga orchestrator with three participants', () => {
     const sagaId = `fail2-${randomUUID()}`;
     world.plans.set(sagaId, { reject: ['b'] });
     const compensating: string[] = [];
+    const emitters = new Set<string>();
     w.orchestrator.on('saga:compensating', (e) => compensating.push(e.reason));
+    w.orchestrator.on('saga:compensating', (e) => emitters.add(e.instanceId));
+    w.orchestrator.on('saga:compensated', (e) => emitters.add(e.instanceId));
     await w.start(sagaId);
     const done = await settled(() => w.orchestrator.get(sagaId), ['completed', 'compensated', 'failed']);
     expect(done.status).toBe('compensated');
     expect(done.lastError).toMatch(/step 'b' failed: b says no/);
     expect(compensating).toEqual([expect.stringMatching(/b says no/)]);
+    expect([...emitters]).toEqual(['orchestrator-1']);
     expect((await w.a.effects(sagaId)).map((e) => e.action)).toEqual(['do-a', 'undo-a']);
     // b's own writes were rolled back with its rejection; c was never asked.
     expect(await w.b.effects(sagaId)).toEqual([]);

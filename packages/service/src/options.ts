@@ -80,7 +80,8 @@ export interface ServiceConsumerOptions
   commands?: Record<string, CommandSpec>;
 }
 
-export interface ServiceSagaOptions extends Omit<OrchestratorOptions, 'knex' | 'outbox' | 'replyTopic' | 'sagas'> {
+export interface ServiceSagaOptions
+  extends Omit<OrchestratorOptions, 'knex' | 'outbox' | 'replyTopic' | 'sagas' | 'logger' | 'instanceId'> {
   /** The saga definitions this service orchestrates (`defineSaga(...).build()`). */
   definitions: ReadonlyArray<AnySagaDefinition>;
   /**

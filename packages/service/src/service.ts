@@ -143,7 +143,15 @@ interface Wiring {
 
 function buildOrchestrator(o: ResolvedServiceOptions, outbox: Outbox): SagaOrchestrator {
   const { definitions, replyTopic, consumer: _, ...sagaOptions } = o.sagas!;
-  return createSagaOrchestrator({ ...sagaOptions, knex: o.knex, outbox, replyTopic, sagas: definitions });
+  return createSagaOrchestrator({
+    ...sagaOptions,
+    knex: o.knex,
+    outbox,
+    replyTopic,
+    sagas: definitions,
+    logger: o.logger,
+    ...(o.instanceId ? { instanceId: o.instanceId } : {}),
+  });
 }
 
 function buildConsumer({ o, outbox, orchestrator, participant }: Wiring, c: ResolvedConsumer): Consumer {
