@@ -13,8 +13,12 @@ import {
   type TopicSpec,
   topicSpecs,
 } from '@eventual/core';
-import { type Admin, ConfigResourceTypes, type Kafka } from 'kafkajs';
+import kafkajs, { type Admin, type Kafka } from 'kafkajs';
 import { withKafkaAdmin } from './kafka-connect.js';
+
+// kafkajs is CommonJS, and Node's ESM loader cannot see this export among the spread
+// in its module.exports: a named import works under vitest and fails under plain node.
+const { ConfigResourceTypes } = kafkajs;
 
 /**
  * The topics of `topics` the brokers do not have. Asks with a metadata request for all
