@@ -14,6 +14,7 @@ import { type ConsumerCounters, type ConsumerEventMap, type ConsumerEventName, E
 import type { Handler, HandlerOptions, RegisteredHandler } from './handler.js';
 import { migrateInbox } from './migrations.js';
 import { type ConsumerOptions, type ResolvedConsumerOptions, resolveConsumerOptions } from './options.js';
+import { HandlerArrivals } from './pipeline/hold.js';
 import { createPipeline } from './pipeline/index.js';
 
 import { probeInbox } from './sql/inbox.js';
@@ -42,12 +43,16 @@ export interface Consumer extends Lifecycle {
   migrate(): Promise<void>;
   /**
    * Registers the handler for a message type; returns a function that unregisters it.
-   * Records of a type without a handler follow `onUnknownType`.
+   * Register handlers before `start()` (which refuses a consumer with none). A handler
+   * registered after it is allowed and harmless: records of its type that arrived
+   * first are held (`unknownTypeGraceMs`) and handled as soon as it is registered.
+   * Records of a type without a handler after the grace follow `onUnknownType`.
    */
   handle<P = JsonValue>(type: string, handler: Handler<P>, options?: HandlerOptions<P>): () => void;
   /**
-   * Checks the inbox and outbox tables, the broker and that every topic exists (within
-   * `connectTimeoutMs`), then joins the group.
+   * Refuses a consumer without handlers (`InvalidOptionError`; it stays idle, so
+   * register them and start again), checks the inbox and outbox tables, the broker and
+   * that every topic exists (within `connectTimeoutMs`), then joins the group.
    */
   start(): Promise<void>;
   /**
@@ -105,17 +110,30 @@ export function createConsumer(options: ConsumerOptions): Consumer {
       instanceId: o.instanceId,
     }),
   );
+  // A hold stalls a partition: say so where people look, with the fix.
+  events.on('consumer:held', ({ topic, partition, offset, type, until }) =>
+    o.logger({
+      level: 'warn',
+      namespace: 'consumer',
+      message:
+        `consumer '${o.name}' holds ${topic}/${partition}@${offset}: no handler for message type '${type}'; ` +
+        `register one with consumer.handle('${type}', ...), else it is ${o.onUnknownType === 'ignore' ? 'skipped' : 'dead-lettered'} at ${until.toISOString()}`,
+      instanceId: o.instanceId,
+    }),
+  );
   const counters: ConsumerCounters = {
     processed: 0,
     duplicates: 0,
     retried: 0,
     deadLettered: 0,
     ignored: 0,
+    held: 0,
     errors: 0,
   };
   const handlers = new Map<string, RegisteredHandler>();
   const lag = new Map<string, PartitionLag>();
-  const pipeline = createPipeline({ o, handlers, events, counters });
+  const arrivals = new HandlerArrivals();
+  const pipeline = createPipeline({ o, handlers, arrivals, events, counters });
   const stopping = new AbortController();
 
   async function deliver(records: InboundRecord[], delivery: Delivery): Promise<number> {
@@ -189,6 +207,7 @@ export function createConsumer(options: ConsumerOptions): Consumer {
 
   const parts = lifecycle(`consumer '${o.name}'`, {
     async start() {
+      arrivals.startedAt = Date.now(); // the unknown-type grace runs from here
       await run(o.knex, probeInbox(o.inboxTable));
       await o.outbox.stats(); // fails with SchemaNotReadyError if the outbox (for dead letters) is missing
       // A wrong broker or a missing topic fails the start, naming them, before joining.
@@ -231,11 +250,21 @@ export function createConsumer(options: ConsumerOptions): Consumer {
         throw new InvalidOptionError(`a handler for '${type}' is already registered on '${o.name}'`);
       const registered: RegisteredHandler = { handler: handler as Handler<unknown>, parse };
       handlers.set(type, registered);
+      arrivals.notify(); // records of this type held meanwhile are handled now
       return () => {
         if (handlers.get(type) === registered) handlers.delete(type);
       };
     },
-    start: () => parts.start(),
+    async start() {
+      // Checked before the state changes: the consumer stays idle, to be started again.
+      if (parts.state === 'idle' && handlers.size === 0)
+        throw new InvalidOptionError(
+          `consumer '${o.name}' has no handlers: register one per message type it reads with ` +
+            `consumer.handle(type, handler) before start() (with createService, declare them in ` +
+            `consumers: [{ handlers }]); started without, every record would be held and then dead-lettered`,
+        );
+      return parts.start();
+    },
     stop: () => parts.stop(),
     cleanup: () => cleanInbox(o, events),
     lag() {

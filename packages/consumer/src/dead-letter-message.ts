@@ -30,7 +30,7 @@ export interface DeadLetter {
 }
 
 const MAX_ERROR_CHARS = 2_000;
-const STANDARD = new Set<string>([HEADER.id, HEADER.type, HEADER.correlationId, HEADER.causationId]);
+const STANDARD = new Set<string>(Object.values(HEADER));
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
@@ -70,7 +70,12 @@ export function deadLetterMessages(
       correlation !== undefined && correlation.length > 0 && correlation.length <= 200 ? correlation : undefined,
     causationId: inboxId.length <= 200 ? inboxId : undefined,
   };
-  const copied = Object.fromEntries(Object.entries(original).filter(([name]) => !STANDARD.has(name)));
+  // The outbox writes the standard headers itself and refuses them (in any letter
+  // case) in `headers`; only the original's own traceparent travels on, so the dead
+  // letter continues the record's trace.
+  const copied = Object.fromEntries(
+    Object.entries(original).filter(([name]) => name === HEADER.traceparent || !STANDARD.has(name.toLowerCase())),
+  );
   const { payload, encoding } = valueAsPayload(record.value);
   return {
     full: { ...base, payload, headers: { ...copied, ...dlqHeaders, [DLQ_HEADER.valueEncoding]: encoding } },

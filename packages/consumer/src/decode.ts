@@ -1,3 +1,4 @@
+import { isUuid } from '@eventual/core';
 import { HEADER, type JsonValue, type Message } from '@eventual/outbox';
 import type { InboundRecord } from './subscriber.js';
 
@@ -12,16 +13,25 @@ export function positionId(record: InboundRecord): string {
 
 /**
  * Step 1 of the pipeline: turns a record into a message `{ id, topic, key, type,
- * payload, headers }` as the outbox relay produced it, or says exactly what is wrong
+ * payload, headers }` as the outbox relay produced it (`id` is the message-id header's
+ * UUID in lower case; the headers are as received), or says exactly what is wrong
  * with it. A malformed record is dead-lettered, never retried: no retry can fix it.
  */
 export function decodeRecord(record: InboundRecord): Decoded {
-  const id = record.headers[HEADER.id];
-  const idOk = typeof id === 'string' && id.length > 0 && id.length <= 200;
-  const inboxId = idOk ? id : positionId(record);
+  const header = record.headers[HEADER.id];
+  // The inbox key is the UUID: an id that is not one (made up, truncated, a counter
+  // that restarts) cannot be trusted to name one message, so the record is keyed by
+  // its position and dead-lettered. Either letter case is the same UUID (RFC 9562), so
+  // the key is the lower-case form: a re-encoded copy is still a duplicate.
+  const id = isUuid(header) ? header.toLowerCase() : undefined;
+  const inboxId = id ?? positionId(record);
   const malformed = (reason: string): Decoded => ({ ok: false, inboxId, reason });
-  if (id === undefined) return malformed(`the record has no '${HEADER.id}' header (eventual producers always set it)`);
-  if (!idOk) return malformed(`the '${HEADER.id}' header must be 1-200 characters, got ${id.length}`);
+  if (header === undefined)
+    return malformed(`the record has no '${HEADER.id}' header (eventual producers always set it)`);
+  if (id === undefined)
+    return malformed(
+      `the '${HEADER.id}' header must be a UUID (8-4-4-4-12 hex digits, as eventual producers set it), got ${JSON.stringify(header.length > 100 ? `${header.slice(0, 100)}...` : header)}`,
+    );
   const type = record.headers[HEADER.type];
   if (type === undefined || type.length === 0)
     return malformed(`the record has no '${HEADER.type}' header, so no handler can be chosen`);

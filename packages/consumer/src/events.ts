@@ -3,7 +3,7 @@ import type { Message } from '@eventual/outbox';
 
 /** Why a record went to the dead-letter topic. */
 export type DeadLetterReason =
-  /** Not decodable: not JSON, no message-id or message-type header, or the type's `parse` rejected it. */
+  /** Not decodable: not JSON, no message-id header or one that is not a UUID, no message-type header, or the type's `parse` rejected it. */
   | 'malformed'
   /** No handler is registered for its type (and `onUnknownType` is `dead-letter`). */
   | 'unknown-type'
@@ -43,6 +43,12 @@ export interface ConsumerEventMap {
     deadLetterId: string;
     deadLetterTopic: string;
   };
+  /**
+   * No handler for the record's type yet, within `unknownTypeGraceMs` of the start: the
+   * record is held (its partition waits, nothing is written) until a handler is
+   * registered or `until`, when `onUnknownType` decides. Once per hold, not per check.
+   */
+  'consumer:held': RecordPosition & { messageId: string; type: string; until: Date };
   /** No handler for the type and `onUnknownType` is `ignore`: skipped without a trace in the inbox. */
   'consumer:ignored': RecordPosition & { messageId: string; type: string };
   /**
@@ -84,6 +90,8 @@ export interface ConsumerCounters {
   retried: number;
   deadLettered: number;
   ignored: number;
+  /** Records held for want of a handler (see `consumer:held`). */
+  held: number;
   /** Infrastructure errors (see `consumer:error`). */
   errors: number;
 }

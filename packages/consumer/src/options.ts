@@ -52,8 +52,20 @@ export interface ConsumerOptions {
   maxAttempts?: number;
   /** Delay before the next attempt. Default 200 ms doubling to 10 s, 50% jitter. */
   backoff?: BackoffOptions;
-  /** A record whose type has no handler: dead-letter it (default) or skip it. */
+  /**
+   * A record whose type has no handler, once the grace below is over: dead-letter it
+   * (default) or skip it.
+   */
   onUnknownType?: 'dead-letter' | 'ignore';
+  /**
+   * For this long after `start()`, a record whose type has no handler is held instead
+   * of settled: its partition waits (nothing written, no attempt counted, one
+   * `consumer:held` event), it is checked again every second and as soon as a handler
+   * is registered, and is handled normally if one appears. Covers handlers registered
+   * late and rolling deploys; after it, `onUnknownType` applies at once. 0: decide at
+   * once. Default 60,000 (one minute).
+   */
+  unknownTypeGraceMs?: number;
   /** Where a topic's dead letters go. Default `<topic>.dlq`. */
   deadLetterTopic?: (topic: string) => string;
   /** Retention cleanup of settled inbox rows, scheduled once per cluster. */
@@ -102,6 +114,7 @@ export interface ResolvedConsumerOptions {
   maxAttempts: number;
   backoff: BackoffPolicy;
   onUnknownType: 'dead-letter' | 'ignore';
+  unknownTypeGraceMs: number;
   deadLetterTopic: (topic: string) => string;
   retention: Required<RetentionOptions>;
   instanceId: string;
@@ -124,6 +137,7 @@ export function resolveConsumerOptions(options: ConsumerOptions): ResolvedConsum
       'maxAttempts',
       'backoff',
       'onUnknownType',
+      'unknownTypeGraceMs',
       'deadLetterTopic',
       'retention',
       'instanceId',
@@ -185,6 +199,7 @@ export function resolveConsumerOptions(options: ConsumerOptions): ResolvedConsum
     maxAttempts: integer('maxAttempts', options.maxAttempts ?? 5, 1, 1_000),
     backoff: backoff('backoff', options.backoff, { initialMs: 200, maxMs: 10_000, factor: 2, jitter: 0.5 }),
     onUnknownType: oneOf('onUnknownType', options.onUnknownType ?? 'dead-letter', ['dead-letter', 'ignore']),
+    unknownTypeGraceMs: integer('unknownTypeGraceMs', options.unknownTypeGraceMs ?? 60_000, 0, 86_400_000),
     deadLetterTopic,
     retention: resolveRetention(options.retention),
     instanceId: nonEmptyString('instanceId', options.instanceId ?? defaultInstanceId()),

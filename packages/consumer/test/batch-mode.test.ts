@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { DLQ_HEADER } from '@eventual/consumer';
 import { createTopics, randomTopic } from '@eventual/devstack/testing';
 import { HEADER } from '@eventual/outbox';
@@ -125,7 +126,7 @@ describe('batch mode', () => {
       Array.from({ length: 10 }, (_, i) => ({ key: 'o', type: 'OrderPlaced', payload: { n: i } })),
     );
     await fixture.produceRaw(topic, [
-      { key: 'o', value: '{"total": 5', headers: { [HEADER.id]: 'not-json', [HEADER.type]: 'OrderPlaced' } },
+      { key: 'o', value: '{"total": 5', headers: { [HEADER.id]: randomUUID(), [HEADER.type]: 'OrderPlaced' } },
     ]);
     const after = await fixture.produce(
       topic,

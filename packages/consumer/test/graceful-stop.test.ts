@@ -5,17 +5,7 @@ import { appliedTimes, apply, consumerFixture, inboxRows, uniqueName } from './s
 const fixture = consumerFixture('stop');
 const brokers = fixture.services.kafkaBrokers;
 
-async function group(groupId: string, topic: string) {
-  const admin = fixture.services.kafka('admin').admin();
-  await admin.connect();
-  try {
-    const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
-    const { groups } = await admin.describeGroups([groupId]);
-    return { offset: offsets?.partitions.find((p) => p.partition === 0)?.offset, state: groups[0]?.state };
-  } finally {
-    await admin.disconnect();
-  }
-}
+const group = (groupId: string, topic: string) => fixture.group(groupId, topic);
 
 /** A promise the test resolves by hand: holds a handler inside its transaction. */
 function gate() {

@@ -69,6 +69,7 @@ describe('inbox retention', () => {
       topics: [topic],
       retention: { keepMs: HOUR, schedule: '* * * * * *' },
     });
+    consumer.handle('ShipmentSent', () => {}); // start() refuses a consumer without handlers
     await seed(knex, name, [['old', 'processed', 5]]);
     const scheduler = createScheduler(outbox, {
       schedules: { checkback: false, cleanup: false, sweep: false, 'lease-recovery': false },

@@ -14,7 +14,13 @@ describe('malformed records', () => {
     const topic = randomTopic('orders');
     const dlq = `${topic}.dlq`;
     await createTopics(brokers, [topic, dlq], 1);
-    const consumer = await fixture.consumer({ outbox, name: uniqueName('orders'), topics: [topic] });
+    // Grace 0: an unknown type (offset 3) is decided at once, as malformed records are.
+    const consumer = await fixture.consumer({
+      outbox,
+      name: uniqueName('orders'),
+      topics: [topic],
+      unknownTypeGraceMs: 0,
+    });
     const handled: string[] = [];
     consumer.handle(
       'OrderPlaced',
@@ -93,5 +99,76 @@ describe('malformed records', () => {
     ]);
     expect(consumer.counters).toMatchObject({ processed: 1, deadLettered: 5, retried: 0, errors: 0 });
     expect(consumer.lag()).toMatchObject({ total: 0, partitions: [{ topic, partition: 0, lag: 0 }] });
+  });
+
+  it('dead-letters a record whose message-id is not a UUID, keyed by its position, and applies the records after it', async () => {
+    const { knex, outbox } = await fixture.service();
+    const topic = randomTopic('orders');
+    const dlq = `${topic}.dlq`;
+    await createTopics(brokers, [topic, dlq], 1);
+    const consumer = await fixture.consumer({ outbox, name: uniqueName('orders'), topics: [topic] });
+    const handled: string[] = [];
+    consumer.handle('OrderPlaced', async ({ trx, message }) => {
+      handled.push(message.id);
+      await apply(trx, message);
+    });
+    fixture.relay(outbox).start();
+    const reader = await readTopics(brokers, [dlq]);
+    fixture.defer(() => reader.stop());
+    await consumer.start();
+
+    // A foreign producer (raw kafkajs) that makes its ids up.
+    const shouting = randomUUID().toUpperCase();
+    const good = randomUUID();
+    const record = (messageId: string) => ({
+      key: 'o-1',
+      value: '{"total": 5}',
+      headers: { [HEADER.id]: messageId, [HEADER.type]: 'OrderPlaced' },
+    });
+    await fixture.produceRaw(topic, [
+      record('order-42'), // offset 0
+      record(''), // offset 1
+      record(good.slice(0, -1)), // offset 2: one hex digit short
+      record(`{${good}}`), // offset 3: braces
+      record(shouting), // offset 4: a UUID in upper case is still that UUID
+      record(shouting.toLowerCase()), // offset 5: ... so this is the same message again
+      record(good), // offset 6
+    ]);
+
+    await expect.poll(() => consumer.counters.processed, { timeout: 20_000 }).toBe(2);
+    await expect.poll(() => consumer.counters.duplicates).toBe(1);
+    expect(handled).toEqual([shouting.toLowerCase(), good]);
+    expect(await appliedTimes(knex)).toEqual(
+      Object.fromEntries([shouting.toLowerCase(), good].sort().map((id) => [id, 1])),
+    );
+
+    const records = await reader.waitForCount(4);
+    const errors = Object.fromEntries(
+      records.map(
+        (r) =>
+          [
+            r.headers[DLQ_HEADER.originalOffset],
+            [r.headers[DLQ_HEADER.reason], r.headers[DLQ_HEADER.originalMessageId], r.headers[DLQ_HEADER.error]],
+          ] as const,
+      ),
+    );
+    const notUuid = (id: string) =>
+      `the 'message-id' header must be a UUID (8-4-4-4-12 hex digits, as eventual producers set it), got ${JSON.stringify(id)}`;
+    expect(errors).toEqual({
+      '0': ['malformed', `${topic}:0:0`, notUuid('order-42')],
+      '1': ['malformed', `${topic}:0:1`, notUuid('')],
+      '2': ['malformed', `${topic}:0:2`, notUuid(good.slice(0, -1))],
+      '3': ['malformed', `${topic}:0:3`, notUuid(`{${good}}`)],
+    });
+    const rows = await inboxRows(knex, consumer);
+    expect(rows.map((r) => [r.message_id, r.state, r.attempts])).toEqual([
+      [`${topic}:0:0`, 'dead', 0],
+      [`${topic}:0:1`, 'dead', 0],
+      [`${topic}:0:2`, 'dead', 0],
+      [`${topic}:0:3`, 'dead', 0],
+      [shouting.toLowerCase(), 'processed', 1],
+      [good, 'processed', 1],
+    ]);
+    expect(consumer.counters).toMatchObject({ processed: 2, duplicates: 1, deadLettered: 4, retried: 0, errors: 0 });
   });
 });

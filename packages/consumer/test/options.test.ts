@@ -19,6 +19,11 @@ describe('consumer options', () => {
     [{ ...valid, batchSize: 0 }, /batchSize must be an integer between 1 and 10000, got 0/],
     [{ ...valid, table: 'Inbox;drop' }, /table must be a lower-case SQL identifier/],
     [{ ...valid, onUnknownType: 'skip' }, /onUnknownType must be one of 'dead-letter', 'ignore', got "skip"/],
+    [{ ...valid, unknownTypeGraceMs: -1 }, /unknownTypeGraceMs must be an integer between 0 and 86400000, got -1/],
+    [
+      { ...valid, unknownTypeGraceMs: '60s' },
+      /unknownTypeGraceMs must be an integer between 0 and 86400000, got "60s"/,
+    ],
     [
       { ...valid, deadLetterTopic: () => 'orders' },
       /deadLetterTopic\('orders'\) is 'orders', a topic this consumer reads/,
@@ -44,5 +49,21 @@ describe('consumer options', () => {
     expect(() => createKafkaSubscriber({ kafka, groupId: 'g', partitionsConcurrently: 0 })).toThrow(
       /partitionsConcurrently must be an integer between 1 and 1000/,
     );
+  });
+
+  it('refuses to start without a handler, naming the consumer and the fix, and stays startable', async () => {
+    const joined: string[][] = [];
+    const recording: Subscriber = { subscribe: async (topics) => void joined.push(topics), close: async () => {} };
+    const consumer = createConsumer({ ...valid, subscriber: recording });
+    const error = await consumer.start().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidOptionError);
+    expect((error as Error).message).toMatch(
+      /^consumer 'billing' has no handlers: register one per message type it reads with consumer.handle\(type, handler\) before start\(\)/,
+    );
+    expect(consumer.state).toBe('idle');
+    expect(joined).toEqual([]); // refused before it joined the group or touched the database
+    const unregister = consumer.handle('OrderPlaced', () => {});
+    unregister();
+    await expect(consumer.start()).rejects.toThrow(/has no handlers/); // unregistered again: none
   });
 });

@@ -123,6 +123,18 @@ export function consumerFixture(prefix: string) {
       );
       return ids;
     },
+    /** A group's committed offset on partition 0 of `topic` (`-1`: none) and its state. */
+    async group(groupId: string, topic: string) {
+      const admin = services.kafka('admin').admin();
+      await admin.connect();
+      try {
+        const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
+        const { groups } = await admin.describeGroups([groupId]);
+        return { offset: offsets?.partitions.find((p) => p.partition === 0)?.offset, state: groups[0]?.state };
+      } finally {
+        await admin.disconnect();
+      }
+    },
     async produceRaw(topic: string, records: KafkaRecord[]): Promise<void> {
       producer ??= (async () => {
         const p = services.kafka('test-producer').producer({ idempotent: true, maxInFlightRequests: 1 });

@@ -26,6 +26,19 @@ export class MessageTooLargeError extends InvalidMessageError {
   }
 }
 
+/**
+ * A header the caller passed would be replaced by one the outbox writes itself
+ * (`message-id`, `message-type`, in any letter case), differs from a standard header
+ * only in letter case, or contradicts the `correlationId` / `causationId` field.
+ * Nothing was written.
+ */
+export class ReservedHeaderError extends InvalidMessageError {
+  override name = 'ReservedHeaderError';
+  constructor(message: string) {
+    super(message, 'reserved_header');
+  }
+}
+
 /** The caller passed something other than a knex transaction where one is required. */
 export class TransactionRequiredError extends EventualError {
   override name = 'TransactionRequiredError';

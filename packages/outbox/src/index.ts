@@ -18,6 +18,7 @@ export {
   PreparedMessageResolvedError,
   PublishError,
   type PublishErrorKind,
+  ReservedHeaderError,
   SchemaNotReadyError,
   TransactionRequiredError,
   UnknownMessageError,
@@ -33,7 +34,7 @@ export type {
 export { classifyKafkaConnectError, type KafkaConnectFailure, withKafkaAdmin } from './kafka-connect.js';
 export { classifyKafkaError, createKafkaPublisher, type KafkaPublisherOptions } from './kafka-publisher.js';
 export { type EnsureKafkaTopicsOptions, ensureKafkaTopics, missingKafkaTopics } from './kafka-topics.js';
-export { HEADER, type JsonValue, type Message, type MessageInput } from './message.js';
+export { HEADER, type JsonValue, type Message, type MessageInput, RESERVED_HEADERS } from './message.js';
 export { migrateOutbox, type OutboxSchemaOptions, outboxMigrations } from './migrations.js';
 export type { CheckBackOptions, OutboxOptions } from './options.js';
 export {

@@ -1,6 +1,6 @@
 import { describeValue, isMessageType, isTopicName, jsonProblem, TOPIC_RULE } from '@eventual/core';
 import { v7 as uuidv7 } from 'uuid';
-import { InvalidMessageError, MessageTooLargeError } from './errors.js';
+import { InvalidMessageError, MessageTooLargeError, ReservedHeaderError } from './errors.js';
 
 /** A JSON value as it travels: what `JSON.parse(JSON.stringify(x))` gives back unchanged. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
@@ -90,6 +90,7 @@ export function buildRow(input: MessageInput, limit: number, traceparent: string
   for (const [name, value] of Object.entries(headers)) {
     if (typeof value !== 'string')
       throw new InvalidMessageError(`header '${name}' must be a string, got ${describeValue(value)}`);
+    checkHeaderName(name);
   }
   const problem = jsonProblem(payload, 'payload');
   if (problem) throw new InvalidMessageError(problem);
@@ -98,8 +99,8 @@ export function buildRow(input: MessageInput, limit: number, traceparent: string
     ...headers,
     [HEADER.id]: id,
     [HEADER.type]: type,
-    [HEADER.correlationId]: optionalId('correlationId', input.correlationId) ?? headers[HEADER.correlationId] ?? id,
-    [HEADER.causationId]: optionalId('causationId', input.causationId) ?? headers[HEADER.causationId] ?? id,
+    [HEADER.correlationId]: conversationId('correlationId', input.correlationId, headers) ?? id,
+    [HEADER.causationId]: conversationId('causationId', input.causationId, headers) ?? id,
   };
   const trace = headers[HEADER.traceparent] ?? traceparent;
   if (trace !== undefined) all[HEADER.traceparent] = trace;
@@ -113,6 +114,61 @@ export function buildRow(input: MessageInput, limit: number, traceparent: string
     headersJson,
     keyHash: fnv1a(key),
   };
+}
+
+/**
+ * Headers the outbox always writes itself, from the message: a caller's header of the
+ * same name, in any letter case, is refused (`ReservedHeaderError`) instead of being
+ * silently replaced. `correlation-id`, `causation-id` and `traceparent` are not in it:
+ * they may be passed through in headers (a forwarded message, a dead letter carrying
+ * the original's trace), but only spelt exactly so.
+ */
+export const RESERVED_HEADERS: readonly string[] = [HEADER.id, HEADER.type];
+
+const STANDARD_HEADERS: readonly string[] = Object.values(HEADER);
+
+/**
+ * Kafka header names are case-sensitive bytes, so `Message-Id` would travel beside
+ * eventual's `message-id` and readers would take either for the other: a reserved
+ * name is refused in any case, another standard name in any case but its own.
+ */
+function checkHeaderName(name: string): void {
+  const lower = name.toLowerCase();
+  if (RESERVED_HEADERS.includes(lower)) {
+    const from = lower === HEADER.id ? 'the id it assigns, a UUID v7' : 'from `type`';
+    throw new ReservedHeaderError(`header '${name}' is written by the outbox itself (${from}); remove it from headers`);
+  }
+  if (STANDARD_HEADERS.includes(lower) && name !== lower) {
+    const field: Record<string, string> = {
+      [HEADER.correlationId]: ' or set the correlationId field',
+      [HEADER.causationId]: ' or set the causationId field',
+    };
+    throw new ReservedHeaderError(
+      `header '${name}' differs from the standard '${lower}' only in letter case, so consumers would not read it; ` +
+        `spell it '${lower}'${field[lower] ?? ''}`,
+    );
+  }
+}
+
+/**
+ * correlation-id / causation-id: the field, else the header of that name (passed
+ * through), else undefined (the message's own id). Both, with different values, are
+ * refused: one would silently replace the other.
+ */
+function conversationId(
+  field: 'correlationId' | 'causationId',
+  value: unknown,
+  headers: Record<string, string>,
+): string | undefined {
+  const name = field === 'correlationId' ? HEADER.correlationId : HEADER.causationId;
+  const fromField = optionalId(field, value);
+  const fromHeader = optionalId(`header '${name}'`, headers[name]);
+  if (fromField !== undefined && fromHeader !== undefined && fromField !== fromHeader)
+    throw new ReservedHeaderError(
+      `${field} is '${fromField}' but header '${name}' is '${fromHeader}'; set only the ${field} field ` +
+        `(in a handler, the bound outbox fills it in from the incoming message unless you set it)`,
+    );
+  return fromField ?? fromHeader;
 }
 
 function optionalId(name: string, value: unknown): string | undefined {

@@ -8,6 +8,7 @@ import {
   InvalidOptionError,
   MessageTooLargeError,
   outboxMigrations,
+  ReservedHeaderError,
   SchemaNotReadyError,
   TransactionRequiredError,
 } from '@eventual/outbox';
@@ -79,6 +80,75 @@ describe('bad input gets a typed error that says what to change, and writes noth
       /messages\[1\]: key/,
     );
     expect(await count(knex)).toBe(0);
+  });
+
+  it('refuses headers the outbox writes itself instead of silently replacing them, and writes nothing', async () => {
+    const { knex, outbox } = await fixture.database();
+    const ok = { topic: 'orders', key: 'o-1', type: 'OrderCreated', payload: {} };
+    const cases: Array<[Record<string, string>, Record<string, unknown>, RegExp]> = [
+      [
+        { 'message-id': 'my-own-id' },
+        {},
+        /header 'message-id' is written by the outbox itself \(the id it assigns, a UUID v7\); remove it from headers/,
+      ],
+      [{ 'Message-Id': 'my-own-id' }, {}, /header 'Message-Id' is written by the outbox itself/],
+      [{ 'message-type': 'Other' }, {}, /header 'message-type' is written by the outbox itself \(from `type`\)/],
+      [{ 'MESSAGE-TYPE': 'Other' }, {}, /header 'MESSAGE-TYPE' is written/],
+      [
+        { 'Correlation-Id': 'c-1' },
+        {},
+        /'Correlation-Id' differs from the standard 'correlation-id' only in letter case.*correlationId field/,
+      ],
+      [{ Traceparent: '00-x' }, {}, /spell it 'traceparent'$/],
+      [
+        { 'correlation-id': 'c-1' },
+        { correlationId: 'c-2' },
+        /correlationId is 'c-2' but header 'correlation-id' is 'c-1'/,
+      ],
+      [{ 'causation-id': 'x' }, { causationId: 'y' }, /causationId is 'y' but header 'causation-id' is 'x'/],
+      [{ 'causation-id': '' }, {}, /header 'causation-id' must be a non-empty string of at most 200 characters/],
+    ];
+    for (const [headers, fields, reason] of cases) {
+      const message = { ...ok, ...fields, headers };
+      const error = await knex.transaction((trx) => outbox.enqueue(trx, message)).catch((e: unknown) => e);
+      expect(error, String(reason)).toBeInstanceOf(InvalidMessageError);
+      expect((error as Error).message).toMatch(reason);
+      if (!reason.source.includes('must be a non-empty'))
+        expect(error).toMatchObject({ name: 'ReservedHeaderError', code: 'reserved_header', retriable: false });
+    }
+    // The same rule for prepared messages, bound outboxes and batches (none of the batch is written).
+    const own = { ...ok, headers: { 'message-id': 'my-own-id' } };
+    outbox.registerChecker({ topic: 'orders' }, async () => 'unknown' as const);
+    await expect(outbox.prepare(own)).rejects.toThrow(ReservedHeaderError);
+    await expect(knex.transaction((trx) => outbox.bind(trx).enqueue(own))).rejects.toThrow(ReservedHeaderError);
+    // A bound outbox fills correlation-id in from the incoming message: a different header contradicts it.
+    await expect(
+      knex.transaction((trx) =>
+        outbox.bind(trx, { correlationId: 'incoming' }).enqueue({ ...ok, headers: { 'correlation-id': 'mine' } }),
+      ),
+    ).rejects.toThrow(/correlationId is 'incoming' but header 'correlation-id' is 'mine'/);
+    await expect(knex.transaction((trx) => outbox.enqueue(trx, [ok, own]))).rejects.toThrow(
+      /^messages\[1\]: header 'message-id' is written by the outbox itself/,
+    );
+    expect(await count(knex)).toBe(0);
+
+    // What may pass through: the exact standard names, agreeing with the fields.
+    const passed = await knex.transaction((trx) =>
+      outbox.enqueue(trx, {
+        ...ok,
+        correlationId: 'c-1',
+        headers: { 'correlation-id': 'c-1', 'causation-id': 'cause-1', traceparent: '00-abc-def-01', tenant: 'acme' },
+      }),
+    );
+    expect(passed.headers).toMatchObject({
+      'message-id': passed.id,
+      'message-type': 'OrderCreated',
+      'correlation-id': 'c-1',
+      'causation-id': 'cause-1',
+      traceparent: '00-abc-def-01',
+      tenant: 'acme',
+    });
+    expect(await count(knex)).toBe(1);
   });
 
   it('rejects an oversized message before it is written', async () => {

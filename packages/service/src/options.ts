@@ -68,7 +68,8 @@ export interface ServiceConsumerOptions
   groupId?: string;
   /**
    * Handlers by message type, declared up front: a consumer never starts without the
-   * handlers for what it reads (a record of a type nobody handles would be dead-lettered).
+   * handlers for what it reads (a record of a type nobody handles is held for
+   * `unknownTypeGraceMs`, then dead-lettered).
    */
   handlers?: Record<string, HandlerSpec>;
   /**

@@ -4,6 +4,7 @@ import type { RegisteredHandler } from '../handler.js';
 import type { ResolvedConsumerOptions } from '../options.js';
 import type { InboxKey } from '../sql/inbox.js';
 import type { InboundRecord } from '../subscriber.js';
+import type { HandlerArrivals } from './hold.js';
 
 /**
  * What every step of one consumer's pipeline works with, passed explicitly to each of
@@ -14,6 +15,8 @@ import type { InboundRecord } from '../subscriber.js';
 export interface PipelineContext {
   o: ResolvedConsumerOptions;
   handlers: Map<string, RegisteredHandler>;
+  /** The consumer's start time and the wake-up for records held for want of a handler (hold.ts). */
+  arrivals: HandlerArrivals;
   events: Events;
   counters: ConsumerCounters;
 }
@@ -33,7 +36,7 @@ export interface Ready {
   registered: RegisteredHandler;
 }
 
-/** A record that settles without a handler (malformed, unknown type): how it does. */
+/** A record that settles without a handler of its own yet (malformed, unknown type): how it does. */
 export interface SettleWithoutHandler {
   settle(signal: AbortSignal): Promise<Settled>;
 }

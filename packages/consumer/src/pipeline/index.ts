@@ -16,7 +16,9 @@ export interface Pipeline {
 /**
  * The consumer pipeline, in this fixed order:
  *
- *   1. decode / validate  record -> message; malformed records go to step 4 at once
+ *   1. decode / validate  record -> message; malformed records go to step 4 at once;
+ *                         a type without a handler is held during the grace after start
+ *                         (handled if one is registered meanwhile), then onUnknownType
  *   2. inbox              one transaction: claim (consumer, message id) - a duplicate
  *                         ends here - then the handler with that transaction, commit
  *   3. retry              a failed attempt rolls back; retriable errors are tried again
@@ -30,7 +32,7 @@ export interface Pipeline {
  * counted), or until a stop/rebalance aborts the wait (`abandoned`, redelivered later).
  *
  * Wiring only; the steps are in this folder, each a function of the context:
- * `prepare.ts` (step 1), `attempt.ts` (steps 2 and 3 for one record, in
+ * `prepare.ts` (step 1; `hold.ts` for a type without a handler yet), `attempt.ts` (steps 2 and 3 for one record, in
  * `transaction.ts`'s record transaction), `batch.ts` (batch mode, falling back to
  * `attempt.ts` record by record), `dead-letter.ts` (step 4), and `outage.ts` (waiting
  * out outages, and telling them apart from a handler's failures).

@@ -3,15 +3,19 @@ import type { Message } from '@eventual/outbox';
 import type { DeadLetter } from '../dead-letter-message.js';
 import { type Decoded, decodeRecord } from '../decode.js';
 import type { InboundRecord } from '../subscriber.js';
+import { settlePrepared } from './attempt.js';
 import { type PipelineContext, type Prepared, position, type Settled } from './context.js';
 import { deadLetter } from './dead-letter.js';
+import { holdUnknownType } from './hold.js';
 
 /**
  * Step 1 for one record: decode and validate it (see decode.ts), find its handler and
  * run the handler's `parse`. Resolves a message ready for its handler, or how the
  * record settles without one: a malformed record or a rejected payload is
- * dead-lettered at once (no retry can fix it), an unknown type follows `onUnknownType`.
- * Writes nothing: what it returns does, when settled.
+ * dead-lettered at once (no retry can fix it); an unknown type is held while the
+ * consumer's grace lasts (hold.ts), handled normally if a handler appears meanwhile,
+ * and otherwise follows `onUnknownType`. Writes nothing: what it returns does, when
+ * settled.
  */
 export function prepare(ctx: PipelineContext, record: InboundRecord): Prepared {
   const decoded = decodeRecord(record);
@@ -36,7 +40,7 @@ export function prepare(ctx: PipelineContext, record: InboundRecord): Prepared {
   return { key: { ...position(ctx, record), messageId: decoded.inboxId }, record, message, registered };
 }
 
-function unknownType(
+async function unknownType(
   ctx: PipelineContext,
   record: InboundRecord,
   decoded: Decoded & { ok: true },
@@ -44,14 +48,19 @@ function unknownType(
 ): Promise<Settled> {
   const { o, events, counters } = ctx;
   const { type } = decoded.message;
+  const held = await holdUnknownType(ctx, record, decoded.inboxId, type, signal);
+  if (held === 'abandoned') return 'abandoned';
+  // A handler arrived while the record was held: step 1 again, with its parse.
+  if (held === 'handler') return settlePrepared(ctx, prepare(ctx, record), signal);
   if (o.onUnknownType === 'ignore') {
     counters.ignored += 1;
     events.emit('consumer:ignored', { ...position(ctx, record), messageId: decoded.inboxId, type });
-    return Promise.resolve<Settled>('done');
+    return 'done';
   }
   const error =
-    `no handler is registered for message type '${type}' on consumer '${o.name}'; register one with ` +
-    `consumer.handle('${type}', ...), or set onUnknownType: 'ignore' to skip such messages`;
+    `no handler is registered for message type '${type}' on consumer '${o.name}', which has run longer ` +
+    `than unknownTypeGraceMs (${o.unknownTypeGraceMs} ms); register one with ` +
+    `consumer.handle('${type}', ...) before start(), or set onUnknownType: 'ignore' to skip such messages`;
   return deadLetter(
     ctx,
     record,

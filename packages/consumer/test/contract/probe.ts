@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Delivery, InboundRecord, SubscriptionHandlers, TopicPartition } from '@eventual/consumer';
 import type { OutboundRecord } from '@eventual/outbox';
 
@@ -62,9 +63,13 @@ export function probe(decide: Decide = (records) => records.length, maxRecords =
 
 export type Probe = ReturnType<typeof probe>;
 
-/** An eventual-shaped record: JSON value, the message headers, plus text that is not ASCII. */
+/**
+ * An eventual-shaped record: JSON value, the message headers, plus text that is not
+ * ASCII. Its message id is a UUID (a consumer dead-letters anything else), derived from
+ * key and n, so the same record built twice is the same record.
+ */
 export function outbound(topic: string, key: string, n: number, extraHeaders: Record<string, string> = {}) {
-  const id = `${key}#${n}`;
+  const id = uuidOf(`${key}#${n}`);
   const record: OutboundRecord = {
     id,
     topic,
@@ -80,3 +85,9 @@ export const idOf = (record: InboundRecord): string => record.headers['message-i
 
 /** `n` of a delivered record's JSON value. */
 export const seqOf = (record: InboundRecord): number => (JSON.parse(record.value!.toString('utf8')) as { n: number }).n;
+
+/** A stable UUID-shaped id (8-4-4-4-12 hex digits) for a name. */
+function uuidOf(name: string): string {
+  const hex = createHash('sha256').update(name).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
