@@ -23,7 +23,7 @@ export interface DeadLetter {
   reason: DeadLetterReason;
   /** What went wrong, for people: the error message or the decoding problem. */
   error: string;
-  /** A stable code: the error's `code` (EventualError), else its name, else the reason. */
+  /** A stable code: a NonRetriableError's `businessCode`, the error's `code` (EventualError), else its name, else the reason. */
   errorCode: string;
   /** Handler attempts made (0 when the record never reached a handler). */
   attempts: number;

@@ -1,15 +1,29 @@
 import { EventualError, schemaTranslator } from '@eventual/core';
 
+declare module '@eventual/core' {
+  interface EventualErrorCodes {
+    non_retriable: NonRetriableError;
+    illegal_inbox_transition: IllegalInboxTransitionError;
+    transaction_aborted: TransactionAbortedError;
+    transaction_owned_by_consumer: TransactionOwnedByConsumerError;
+  }
+}
+
 /**
  * Throw this from a handler when retrying cannot help (the message asks for something
  * impossible, a business rule rejects it): the record is dead-lettered at once instead
  * of after `maxAttempts`. Any error with `retriable === false` has the same effect,
  * e.g. the outbox's `InvalidMessageError`; other errors are retried with backoff.
+ * `code` is always `non_retriable`; your own stable code for the case goes in
+ * `businessCode`, and the dead letter's `error-code` header carries it.
  */
 export class NonRetriableError extends EventualError {
   override name = 'NonRetriableError';
-  constructor(message: string, options: { code?: string; cause?: unknown } = {}) {
-    super(options.code ?? 'non_retriable', message, { retriable: false, cause: options.cause });
+  /** The caller's own code for the case, e.g. `refund_too_large`. */
+  readonly businessCode: string | undefined;
+  constructor(message: string, options: { businessCode?: string; cause?: unknown } = {}) {
+    super('non_retriable', message, { retriable: false, cause: options.cause });
+    this.businessCode = options.businessCode;
   }
 }
 
@@ -36,6 +50,23 @@ export class TransactionAbortedError extends EventualError {
         'and cannot commit; let the error propagate, or wrap the statement that may fail in a savepoint ' +
         '(await trx.transaction(async (sp) => ...))',
       { retriable: true, cause },
+    );
+  }
+}
+
+/**
+ * A handler called `commit()` or `rollback()` on the record's transaction. The consumer
+ * owns it (it also holds the inbox row, and in batch mode the other records' work), so
+ * the record is dead-lettered at once: retrying would end it the same way.
+ */
+export class TransactionOwnedByConsumerError extends EventualError {
+  override name = 'TransactionOwnedByConsumerError';
+  constructor() {
+    super(
+      'transaction_owned_by_consumer',
+      'the record transaction belongs to the consumer: do not commit or roll it back in a handler; ' +
+        'throw to roll back, or use trx.transaction() for a savepoint',
+      { retriable: false },
     );
   }
 }

@@ -11,6 +11,7 @@ export {
   IllegalInboxTransitionError,
   NonRetriableError,
   TransactionAbortedError,
+  TransactionOwnedByConsumerError,
 } from './errors.js';
 export type {
   ConsumerCounters,

@@ -97,7 +97,7 @@ describe('retries and dead letters', () => {
     await createTopics(brokers, [topic, `${topic}.dlq`], 1);
     const consumer = await fixture.consumer({ outbox, name: uniqueName('refunds'), topics: [topic] });
     consumer.handle('RefundRequested', async () => {
-      throw new NonRetriableError('refund exceeds the captured amount', { code: 'refund_too_large' });
+      throw new NonRetriableError('refund exceeds the captured amount', { businessCode: 'refund_too_large' });
     });
     const deadLettered: Array<{ reason: string; attempts: number; error: string }> = [];
     consumer.on('consumer:deadLettered', ({ reason, attempts, error }) =>

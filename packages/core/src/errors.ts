@@ -1,3 +1,31 @@
+import type { BrokerUnreachableError, TopicMismatchError, TopicNotFoundError } from './broker.js';
+import type { LifecycleError } from './lifecycle.js';
+
+/**
+ * The registry of error codes: code -> the error class that carries it. Each package
+ * adds its own by declaration merging, so `EventualErrorCode` is the union of the codes
+ * of every package a program uses and a `switch (error.code)` is checked by the compiler:
+ *
+ * ```ts
+ * declare module '@eventual/core' {
+ *   interface EventualErrorCodes { topic_not_found: TopicNotFoundError }
+ * }
+ * ```
+ */
+export interface EventualErrorCodes {
+  invalid_option: InvalidOptionError;
+  database_error: DatabaseError;
+  database_unavailable: DatabaseUnavailableError;
+  schema_not_ready: SchemaNotReadyError;
+  lifecycle: LifecycleError;
+  broker_unreachable: BrokerUnreachableError;
+  topic_not_found: TopicNotFoundError;
+  topic_mismatch: TopicMismatchError;
+}
+
+/** Every code an `EventualError` can have (see `EventualErrorCodes`). */
+export type EventualErrorCode = keyof EventualErrorCodes;
+
 /**
  * Every error eventual raises on purpose is an `EventualError` with a stable `code`
  * and a `retriable` flag: callers and the library's own loops decide what to do from
@@ -6,9 +34,11 @@
  */
 export class EventualError extends Error {
   override name = 'EventualError';
-  readonly code: string;
+  /** What went wrong, as a stable literal: switch on it, never on the message. */
+  readonly code: EventualErrorCode;
+  /** Whether repeating the same step later may succeed (false for bad input). */
   readonly retriable: boolean;
-  constructor(code: string, message: string, options: { retriable?: boolean; cause?: unknown } = {}) {
+  constructor(code: EventualErrorCode, message: string, options: { retriable?: boolean; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.retriable = options.retriable ?? true;
@@ -41,7 +71,7 @@ export class DatabaseError extends EventualError {
     sql: string,
     detail: string,
     cause: unknown,
-    options: { code?: string; retriable?: boolean } = {},
+    options: { code?: 'database_error' | 'database_unavailable'; retriable?: boolean } = {},
   ) {
     super(options.code ?? 'database_error', `${statement}: ${detail}`, { retriable: options.retriable ?? true, cause });
     this.statement = statement;

@@ -13,6 +13,8 @@ export {
   DatabaseError,
   DatabaseUnavailableError,
   EventualError,
+  type EventualErrorCode,
+  type EventualErrorCodes,
   errorMessage,
   InvalidOptionError,
   isMissingSchema,

@@ -70,8 +70,8 @@ describe('isDatabaseOutage', () => {
 
 describe('EventualError', () => {
   it('is retriable unless it says otherwise, and input errors say otherwise', () => {
-    expect(new EventualError('x', 'something failed').retriable).toBe(true);
-    expect(new EventualError('x', 'bad', { retriable: false }).retriable).toBe(false);
+    expect(new EventualError('database_error', 'something failed').retriable).toBe(true);
+    expect(new EventualError('database_error', 'bad', { retriable: false }).retriable).toBe(false);
     expect(new InvalidOptionError('batchSize must be an integer').retriable).toBe(false);
   });
 });

@@ -2,10 +2,28 @@ import { EventualError, schemaTranslator } from '@eventual/core';
 
 export { EventualError, InvalidOptionError, SchemaNotReadyError } from '@eventual/core';
 
+declare module '@eventual/core' {
+  interface EventualErrorCodes {
+    invalid_message: InvalidMessageError;
+    message_too_large: MessageTooLargeError;
+    reserved_header: ReservedHeaderError;
+    transaction_required: TransactionRequiredError;
+    foreign_transaction: ForeignTransactionError;
+    prepared_message_resolved: PreparedMessageResolvedError;
+    unknown_message: UnknownMessageError;
+    illegal_transition: IllegalTransitionError;
+    publish_unavailable: PublishError;
+    publish_retriable: PublishError;
+    publish_permanent: PublishError;
+    /** `ensureKafkaTopics` could not create a declared topic (the cause says why). */
+    topic_create_failed: EventualError;
+  }
+}
+
 /** A message cannot be stored: bad topic/key/type, or a payload that is not JSON. Nothing was written. */
 export class InvalidMessageError extends EventualError {
   override name = 'InvalidMessageError';
-  constructor(message: string, code = 'invalid_message') {
+  constructor(message: string, code: 'invalid_message' | 'message_too_large' | 'reserved_header' = 'invalid_message') {
     super(code, message, { retriable: false });
   }
 }

@@ -3,6 +3,8 @@ export {
   type BrokerFailure,
   BrokerUnreachableError,
   type EnsuredTopic,
+  type EventualErrorCode,
+  type EventualErrorCodes,
   TopicMismatchError,
   TopicNotFoundError,
   type TopicSpec,

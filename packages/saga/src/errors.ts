@@ -1,6 +1,17 @@
 import { EventualError, errorMessage, schemaTranslator } from '@eventual/core';
 import type { JsonValue, Message } from '@eventual/outbox';
 
+declare module '@eventual/core' {
+  interface EventualErrorCodes {
+    saga_concurrent_update: SagaConcurrencyError;
+    invalid_saga_data: InvalidSagaDataError;
+    saga_state: SagaStateError;
+    invalid_saga_reply: InvalidReplyError;
+    malformed_saga_message: MalformedSagaMessageError;
+    command_rejected: CommandRejected;
+  }
+}
+
 /** The saga was changed by someone else between read and write; retrying re-reads it. */
 export class SagaConcurrencyError extends EventualError {
   override name = 'SagaConcurrencyError';

@@ -1,6 +1,7 @@
 import { asError, backoffDelay, sleep } from '@eventual/core';
 import type { Message } from '@eventual/outbox';
 import { truncate } from '../dead-letter-message.js';
+import { NonRetriableError } from '../errors.js';
 import { commitFailedByHandler, isRetriable } from '../retry.js';
 import { claimMessage, recordFailure } from '../sql/inbox.js';
 import { run } from '../sql/statement.js';
@@ -123,8 +124,12 @@ async function attemptOnce(ctx: PipelineContext, ready: Ready): Promise<Attempt>
   return { kind: 'processed', attempts: claimed.attempts, durationMs: Date.now() - started };
 }
 
-/** The dead letter's stable code: the error's `code` (EventualError), else its name. */
+/**
+ * The dead letter's stable code: a NonRetriableError's `businessCode`, else the error's
+ * `code` (EventualError, or a driver's), else its name.
+ */
 function codeOf(error: Error): string {
+  if (error instanceof NonRetriableError && error.businessCode !== undefined) return error.businessCode;
   const code = (error as { code?: unknown }).code;
   return typeof code === 'string' && code.length > 0 ? code : error.name;
 }

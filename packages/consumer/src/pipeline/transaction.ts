@@ -5,7 +5,7 @@
  */
 
 import type { Knex } from 'knex';
-import { NonRetriableError } from '../errors.js';
+import { TransactionOwnedByConsumerError } from '../errors.js';
 import type { PipelineContext, Ready } from './context.js';
 
 /** Step 2's handler call, with the transaction the inbox claim is in. */
@@ -55,8 +55,5 @@ function ownedByConsumer(trx: Knex.Transaction): Knex.Transaction {
 }
 
 function refuseToEnd(): never {
-  throw new NonRetriableError(
-    'the record transaction belongs to the consumer: do not commit or roll it back in a handler; throw to roll back, or use trx.transaction() for a savepoint',
-    { code: 'transaction_owned_by_consumer' },
-  );
+  throw new TransactionOwnedByConsumerError();
 }
