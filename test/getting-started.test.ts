@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitUntil } from '@eventual/devstack';
 import { testServices } from '@eventual/devstack/testing';
+import { Kafka, logLevel } from 'kafkajs';
 import knex from 'knex';
 import { afterAll, expect, it } from 'vitest';
 
@@ -98,6 +99,19 @@ it('the getting-started page, followed in a fresh directory, consumes a first me
   const emitted = await db('eventual.outbox').where({ topic: 'billing.charges', key: orderId });
   expect(emitted).toHaveLength(1);
   expect(output).toContain(`charged order ${orderId}: 250`);
+  // The page's topics were created at start as it declares them.
+  const admin = new Kafka({ brokers: services.kafkaBrokers, logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    const { topics } = await admin.fetchTopicMetadata({ topics: ['orders', 'orders.dlq', 'billing.charges'] });
+    expect(Object.fromEntries(topics.map((t) => [t.name, t.partitions.length]))).toEqual({
+      orders: 3,
+      'orders.dlq': 1,
+      'billing.charges': 3,
+    });
+  } finally {
+    await admin.disconnect();
+  }
 
   proc.kill('SIGTERM'); // the page's shutdown: service.stop(), then the pool
   expect(await exited).toBe(0);
