@@ -77,12 +77,12 @@ function documentedMembers(node: ts.Node): readonly Member[] {
 function memberNeedsDoc(member: Member): boolean {
   if (ts.isConstructorDeclaration(member) || ts.isIndexSignatureDeclaration(member)) return false;
   if (ts.isClassElement(member)) {
+    // `override` covers an Error subclass's `name`, the class's own name: self-explanatory.
     const flags = ts.getCombinedModifierFlags(member as ts.Declaration);
     if (flags & (ts.ModifierFlags.Private | ts.ModifierFlags.Protected | ts.ModifierFlags.Override)) return false;
     if (member.name && ts.isPrivateIdentifier(member.name)) return false;
   }
-  // `name` on an Error subclass is the class's own name: self-explanatory.
-  return !(member.name && ts.isIdentifier(member.name) && member.name.text === 'name');
+  return true;
 }
 
 const entries = entryPoints();
