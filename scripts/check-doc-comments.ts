@@ -38,9 +38,36 @@ function isOwn(file: ts.SourceFile): boolean {
   return !file.fileName.includes('/node_modules/') && file.fileName.startsWith(join(root, 'packages'));
 }
 
+/**
+ * A declaration inside `declare module '...' { ... }` augments another package's
+ * interface (each package adds its codes to core's `EventualErrorCodes` this way);
+ * the interface is documented where it is declared, so the augmenting block is not
+ * reported. Only string-named modules count: a `namespace` is no augmentation.
+ */
+function isInAugmentation(node: ts.Node): boolean {
+  for (let at = node.parent; at; at = at.parent) {
+    if (ts.isModuleDeclaration(at) && ts.isStringLiteral(at.name)) return true;
+  }
+  return false;
+}
+
+/**
+ * The members of core's `EventualErrorCodes` map a code to the error class that
+ * carries it (`topic_not_found: TopicNotFoundError`): the class's doc is the code's
+ * doc, and a comment per member would repeat it. The interface itself still needs one.
+ */
+function isErrorCodeRegistry(node: ts.Node): boolean {
+  return (
+    ts.isInterfaceDeclaration(node) &&
+    node.name.text === 'EventualErrorCodes' &&
+    node.getSourceFile().fileName === join(root, 'packages', 'core', 'src', 'errors.ts')
+  );
+}
+
 type Member = ts.TypeElement | ts.ClassElement;
 
 function documentedMembers(node: ts.Node): readonly Member[] {
+  if (isErrorCodeRegistry(node)) return [];
   if (ts.isInterfaceDeclaration(node)) return node.members;
   if (ts.isClassDeclaration(node)) return node.members;
   if (ts.isTypeAliasDeclaration(node) && ts.isTypeLiteralNode(node.type)) return node.type.members;
@@ -50,12 +77,12 @@ function documentedMembers(node: ts.Node): readonly Member[] {
 function memberNeedsDoc(member: Member): boolean {
   if (ts.isConstructorDeclaration(member) || ts.isIndexSignatureDeclaration(member)) return false;
   if (ts.isClassElement(member)) {
+    // `override` covers an Error subclass's `name`, the class's own name: self-explanatory.
     const flags = ts.getCombinedModifierFlags(member as ts.Declaration);
     if (flags & (ts.ModifierFlags.Private | ts.ModifierFlags.Protected | ts.ModifierFlags.Override)) return false;
     if (member.name && ts.isPrivateIdentifier(member.name)) return false;
   }
-  // `name` on an Error subclass is the class's own name: self-explanatory.
-  return !(member.name && ts.isIdentifier(member.name) && member.name.text === 'name');
+  return true;
 }
 
 const entries = entryPoints();
@@ -87,7 +114,7 @@ for (const entry of entries) {
   for (const exported of checker.getExportsOfModule(moduleSymbol)) {
     const symbol = exported.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(exported) : exported;
     for (const declaration of symbol.declarations ?? []) {
-      if (!isOwn(declaration.getSourceFile())) continue;
+      if (!isOwn(declaration.getSourceFile()) || isInAugmentation(declaration)) continue;
       if (!hasDoc(declaration)) report(declaration, exported.name);
       for (const member of documentedMembers(declaration)) {
         if (memberNeedsDoc(member) && !hasDoc(member))

@@ -21,15 +21,20 @@ import { probeInbox } from './sql/inbox.js';
 import { run } from './sql/statement.js';
 import type { Delivery, InboundRecord, TopicPartition } from './subscriber.js';
 
+/** Where a consumer is in the lifecycle state table (see `LifecycleState`). */
 export type ConsumerState = LifecycleState;
 
+/** How far one partition is behind, as this instance saw it when it last settled a record of it. */
 export interface PartitionLag extends TopicPartition {
   /** Records behind the partition's high watermark after the last record this instance settled. */
   lag: number;
+  /** When `lag` was computed: a partition that has received nothing since keeps its last value. */
   observedAt: Date;
 }
 
+/** What `consumer.lag()` returns; computed from the deliveries, with no call to the broker. */
 export interface ConsumerLag {
+  /** The sum of `lag` over `partitions`. */
   total: number;
   /** Partitions this instance owns and has settled at least one record of. */
   partitions: PartitionLag[];
@@ -37,7 +42,9 @@ export interface ConsumerLag {
 
 /** An idempotent consumer; see `createConsumer`. */
 export interface Consumer extends Lifecycle {
+  /** The `name` option: the consumer's key in the inbox, and what its events and logs call it. */
   readonly name: string;
+  /** The options with their defaults applied, as the consumer runs with them. */
   readonly options: ResolvedConsumerOptions;
   /** Creates or upgrades the inbox table (idempotent). The outbox has its own `migrate()`. */
   migrate(): Promise<void>;
@@ -68,8 +75,11 @@ export interface Consumer extends Lifecycle {
    * a scheduler: `createService` schedules them; otherwise pass them to yours.
    */
   readonly jobs: readonly PeriodicJob[];
+  /** Records behind on the partitions this instance owns, as of each one's last settled record. */
   lag(): ConsumerLag;
+  /** Running totals since the consumer was created (see `ConsumerCounters`). */
   readonly counters: Readonly<ConsumerCounters>;
+  /** Adds a listener and returns the function that removes it; a listener that throws is logged once and ignored. */
   on<E extends ConsumerEventName>(event: E, listener: (payload: ConsumerEventMap[E]) => void): () => void;
 }
 

@@ -15,7 +15,7 @@ declare module '@eventual/core' {
  * of after `maxAttempts`. Any error with `retriable === false` has the same effect,
  * e.g. the outbox's `InvalidMessageError`; other errors are retried with backoff.
  * `code` is always `non_retriable`; your own stable code for the case goes in
- * `businessCode`, and the dead letter's `error-code` header carries it.
+ * `businessCode`, and the dead letter's `dlq-error-code` header carries it.
  */
 export class NonRetriableError extends EventualError {
   override name = 'NonRetriableError';

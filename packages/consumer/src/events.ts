@@ -14,11 +14,15 @@ export type DeadLetterReason =
 
 /** Where a record sits on Kafka. */
 export interface RecordPosition {
+  /** The consumer's `name`. */
   consumer: string;
   /** The consumer instance that handled it (its `instanceId`). */
   instanceId: string;
+  /** The topic the record was read from. */
   topic: string;
+  /** Its partition. */
   partition: number;
+  /** Its offset, as a decimal string (offsets can exceed 2^53). */
   offset: string;
 }
 
@@ -74,6 +78,7 @@ export interface ConsumerEventMap {
   'inbox:cleaned': { consumer: string; instanceId: string; deleted: number };
 }
 
+/** The name of a consumer event, for `consumer.on(name, listener)`. */
 export type ConsumerEventName = keyof ConsumerEventMap;
 
 /**
@@ -84,14 +89,18 @@ export class Events extends TypedEmitter<ConsumerEventMap> {}
 
 /** Running totals a metrics exporter can read at any time. */
 export interface ConsumerCounters {
+  /** Records whose handler transaction committed (`consumer:processed`). */
   processed: number;
+  /** Records skipped because the inbox already had their message (`consumer:duplicate`). */
   duplicates: number;
   /** Failed attempts that were retried. */
   retried: number;
+  /** Records sent to their dead-letter topic (`consumer:deadLettered`). */
   deadLettered: number;
+  /** Records of a type without a handler skipped under `onUnknownType: 'ignore'` (`consumer:ignored`). */
   ignored: number;
   /** Records held for want of a handler (see `consumer:held`). */
   held: number;
-  /** Infrastructure errors (see `consumer:error`). */
+  /** Infrastructure errors (each `consumer:error`), and retention cleanup runs that failed. */
   errors: number;
 }

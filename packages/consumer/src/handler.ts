@@ -10,6 +10,10 @@ export interface HandlerContext<P = JsonValue> {
    * throw to roll back, or use `trx.transaction()` for a savepoint.
    */
   trx: Knex.Transaction;
+  /**
+   * The message as the relay published it. `payload` is what the handler's `parse`
+   * returned; without `parse`, the JSON payload as it came (`P` is then not checked).
+   */
   message: Message<P>;
   /**
    * `outbox.enqueue(...)` inside `trx`: the messages are published if and only if the
@@ -23,8 +27,14 @@ export interface HandlerContext<P = JsonValue> {
   record: { topic: string; partition: number; offset: string; timestamp: string };
 }
 
+/**
+ * Handles one message type, in the record's transaction: return to commit it. A throw
+ * rolls it back and is retried with backoff, or dead-lettered at once when the error
+ * has `retriable: false` (`NonRetriableError`) and after `maxAttempts` otherwise.
+ */
 export type Handler<P = JsonValue> = (context: HandlerContext<P>) => Promise<void> | void;
 
+/** Options of `consumer.handle(type, handler, options)`. */
 export interface HandlerOptions<P> {
   /**
    * Validates and converts the payload before anything is written (step 1 of the

@@ -11,6 +11,7 @@ import { classifyKafkaError, missingKafkaTopics, withKafkaAdmin } from '@eventua
 import type { Consumer, ConsumerConfig, EachBatchPayload, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
 import type { InboundRecord, Subscriber, SubscriptionHandlers } from './subscriber.js';
 
+/** Options of `createKafkaSubscriber`; an unknown key or a wrong value throws `InvalidOptionError`. */
 export interface KafkaSubscriberOptions {
   /** A kafkajs client; the subscriber creates and owns its consumer. */
   kafka: Kafka;
@@ -27,7 +28,11 @@ export interface KafkaSubscriberOptions {
    * so messages produced before the group first ran are not skipped.
    */
   fromBeginning?: boolean;
-  /** kafkajs consumer settings (sessionTimeout, heartbeatInterval, maxWaitTimeInMs, ...). */
+  /**
+   * kafkajs consumer settings (sessionTimeout, heartbeatInterval, maxWaitTimeInMs, ...).
+   * eventual's defaults: `maxWaitTimeInMs` 1,000, and `retry.restartOnFailure` always
+   * restarting, so the consumer never stops silently after a crash kafkajs deems fatal.
+   */
   consumer?: Omit<ConsumerConfig, 'groupId'>;
 }
 

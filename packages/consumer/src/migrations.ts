@@ -1,8 +1,12 @@
 import { identifier, type Migration, runMigrations, tableMigrations } from '@eventual/core';
 import type { Knex } from 'knex';
 
+/** Where the inbox table is created; a name that is not a lower-case SQL identifier throws `InvalidOptionError`. */
 export interface InboxSchemaOptions {
-  /** Schema holding the inbox table. Default `eventual` (next to the outbox). */
+  /**
+   * Schema holding the inbox table. Default `eventual`, the outbox's default: a consumer
+   * looks for its inbox in its outbox's schema unless its own `schema` says otherwise.
+   */
   schema?: string;
   /** Name of the inbox table. Default `inbox`. */
   table?: string;

@@ -22,6 +22,7 @@ import type { Knex } from 'knex';
 import cron from 'node-cron';
 import type { Subscriber } from './subscriber.js';
 
+/** Options of `createConsumer`; an unknown key or a wrong value throws `InvalidOptionError`. */
 export interface ConsumerOptions {
   /**
    * The consuming service's outbox. Its knex is the database the inbox lives in, and
@@ -82,6 +83,7 @@ export interface ConsumerOptions {
   connectTimeoutMs?: number;
 }
 
+/** How long the inbox remembers settled messages, and how its cleanup job runs. */
 export interface RetentionOptions {
   /**
    * Settled rows older than this are deleted. It must outlast any redelivery: the
@@ -91,34 +93,53 @@ export interface RetentionOptions {
   keepMs?: number;
   /**
    * node-cron expression (seconds allowed) of the cleanup job in `consumer.jobs`, or
-   * `false` for none. Default every 5 minutes. A service (`createService`) schedules it;
+   * `false` for none. Default every 5 minutes, at second 41. A service (`createService`) schedules it;
    * with the low-level factories, add `consumer.jobs` to your scheduler.
    */
   schedule?: string | false;
-  /** Rows per DELETE, and DELETEs per run. Defaults 1,000 and 20. */
+  /** Rows per DELETE: each is one short transaction. Default 1,000. */
   batchSize?: number;
+  /** DELETEs per cleanup run at most, so one run's work is bounded; the next run goes on. Default 20. */
   maxBatches?: number;
 }
 
+/** `ConsumerOptions` with every default applied and every value checked (`consumer.options`). */
 export interface ResolvedConsumerOptions {
+  /** The consuming service's outbox. */
   outbox: Outbox;
+  /** The outbox's knex: the database of the inbox and of every handler's transaction. */
   knex: Knex;
+  /** Names the consumer in the inbox, events and logs. */
   name: string;
+  /** The topics it reads, validated. */
   topics: string[];
+  /** The broker side; the consumer closes it on stop. */
   subscriber: Subscriber;
+  /** Schema of the inbox table: the option, else the outbox's schema. */
   schema: string;
+  /** Name of the inbox table (default `inbox`). */
   table: string;
   /** Quoted, schema-qualified name used in SQL. */
   inboxTable: string;
+  /** At most this many records of one partition per transaction (default 1: one per record). */
   batchSize: number;
+  /** Handler attempts before a record is dead-lettered (default 5). */
   maxAttempts: number;
+  /** Delay before each next attempt (default 200 ms doubling to 10 s, 50% jitter). */
   backoff: BackoffPolicy;
+  /** A record whose type has no handler after the grace: dead-letter it (default) or skip it. */
   onUnknownType: 'dead-letter' | 'ignore';
+  /** How long after `start()` such a record is held instead, in ms (default 60,000). */
   unknownTypeGraceMs: number;
+  /** Where a topic's dead letters go (default `<topic>.dlq`); checked at creation for every topic. */
   deadLetterTopic: (topic: string) => string;
+  /** Retention of settled inbox rows, defaults applied (8 days, every 5 minutes, 1,000 rows x 20). */
   retention: Required<RetentionOptions>;
+  /** Names this instance in events (default `<hostname>-<pid>-<random>`). */
   instanceId: string;
+  /** Where it reports what goes wrong (default warnings and errors to stderr). */
   logger: Logger;
+  /** How long `start()` waits for the broker and the topics, in ms (default 15,000). */
   connectTimeoutMs: number;
 }
 

@@ -1,6 +1,8 @@
 /** A record as a subscriber hands it to the consumer: bytes and strings, nothing decoded yet. */
 export interface InboundRecord {
+  /** The topic it was read from. */
   topic: string;
+  /** Its partition. */
   partition: number;
   /** The record's offset, as a decimal string (offsets can exceed 2^53). */
   offset: string;
@@ -26,11 +28,15 @@ export interface Delivery {
   signal: AbortSignal;
 }
 
+/** One partition of one topic. */
 export interface TopicPartition {
+  /** The topic's name. */
   topic: string;
+  /** The partition's number, from 0. */
   partition: number;
 }
 
+/** What the consumer hands to `subscriber.subscribe`: where records go, and what the subscriber reports. */
 export interface SubscriptionHandlers {
   /**
    * The most records `deliver` takes at once: the consumer's `batchSize` (1 unless the

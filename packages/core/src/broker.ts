@@ -33,8 +33,11 @@ const FIX: Record<BrokerFailure, string> = {
  */
 export class BrokerUnreachableError extends EventualError {
   override name = 'BrokerUnreachableError';
+  /** The kind of failure, from the client's last error; the message says what to check for it. */
   readonly reason: BrokerFailure;
+  /** The `host:port` addresses tried; empty when the client did not report them. */
   readonly brokers: readonly string[];
+  /** The bound that ran out, in ms (the part's `connectTimeoutMs`). */
   readonly timeoutMs: number;
   constructor(
     what: string,
@@ -64,6 +67,7 @@ export class BrokerUnreachableError extends EventualError {
  */
 export class TopicNotFoundError extends EventualError {
   override name = 'TopicNotFoundError';
+  /** The names of the missing topics. */
   readonly topics: readonly string[];
   constructor(what: string, topics: readonly string[]) {
     super(
@@ -79,8 +83,12 @@ export class TopicNotFoundError extends EventualError {
 /** A topic exists but differs from its declaration in a way eventual refuses to run with. */
 export class TopicMismatchError extends EventualError {
   override name = 'TopicMismatchError';
+  /**
+   * The topic that differs. When `ensureKafkaTopics` finds several, one error names
+   * them all here, joined by `, `, and each line of `problems` starts with its topic.
+   */
   readonly topic: string;
-  /** One line per difference, e.g. `partitions: 1, declared 6 (...)`. */
+  /** One line per difference, e.g. `replication factor 1, declared 3: fewer copies than ...`. */
   readonly problems: readonly string[];
   constructor(topic: string, problems: readonly string[]) {
     super('topic_mismatch', `topic ${topic} does not match its declaration: ${problems.join('; ')}`, {

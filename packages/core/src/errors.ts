@@ -99,10 +99,15 @@ export function sqlStateOf(error: unknown): string | undefined {
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
 }
 
+/**
+ * `value` if it is an `Error`, else a new `Error` whose message is the string, or the
+ * JSON of anything else: for reporting what a `catch` or a rejected promise gave.
+ */
 export function asError(value: unknown): Error {
   return value instanceof Error ? value : new Error(typeof value === 'string' ? value : JSON.stringify(value));
 }
 
+/** The `message` of an `Error`, else `String(value)`: a one-line description of whatever was thrown. */
 export function errorMessage(value: unknown): string {
   return value instanceof Error ? value.message : String(value);
 }

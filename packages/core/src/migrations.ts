@@ -1,8 +1,12 @@
 import type { Knex } from 'knex';
 import { identifier, qualified } from './names.js';
 
-/** One knex migration; `name` is its row in the bookkeeping table, so it must never change once released. */
+/** One knex migration, run by `runMigrations` or by the application's own knex migrations. */
 export type Migration = {
+  /**
+   * Its row in the bookkeeping table, e.g. `eventual.outbox.001_create`: never change it
+   * once released, or the migration runs again.
+   */
   name: string;
   /** Applies the migration. */
   up(knex: Knex): Promise<void>;

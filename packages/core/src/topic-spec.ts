@@ -7,6 +7,7 @@ import { integer, knownKeys, object } from './validate.js';
  * and checks when it exists.
  */
 export interface TopicSpec {
+  /** The topic's name: letters, digits, `.`, `_` and `-`, at most 249 characters. */
   name: string;
   /**
    * Partitions. Records of one key always go to one partition (hash of the key modulo
@@ -26,8 +27,11 @@ export interface TopicSpec {
 
 /** A `TopicSpec` with its defaults applied and its settings as Kafka topic configs. */
 export interface ResolvedTopicSpec {
+  /** The topic's name, validated. */
   name: string;
+  /** Partitions, as declared. */
   partitions: number;
+  /** Copies of each partition: as declared, or 1. */
   replicationFactor: number;
   /** Every config to set at creation and to verify: `config` plus min.insync.replicas and retention.ms. */
   config: Record<string, string>;
@@ -85,11 +89,13 @@ function setOnce(option: string, config: Record<string, string>, key: string, va
 
 /** What `ensureTopics()` did with one declared topic. */
 export interface EnsuredTopic {
+  /** The declared topic's name. */
   name: string;
   /** `created`: it was missing and now exists; `verified`: it existed and matches what matters. */
   action: 'created' | 'verified';
-  /** What the broker reports now. */
+  /** Partitions, as the broker reports them now. */
   partitions: number;
+  /** Copies of each partition as the broker reports them now (on Kafka, the fewest of any partition). */
   replicationFactor: number;
   /**
    * Differences accepted but worth knowing (more partitions or replicas than declared, a

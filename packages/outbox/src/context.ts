@@ -43,12 +43,18 @@ export function contextOf(outbox: unknown): OutboxContext {
  * leases share the outbox's lease table.
  */
 export interface OutboxDatabase {
+  /** The outbox's knex instance (its `knex` option). */
   knex: Knex;
+  /** The schema of the outbox's tables (its `schema` option, default `eventual`). */
   schema: string;
   /** Quoted, schema-qualified lease table (relay shards, scheduled runs). */
   leasesTable: string;
 }
 
+/**
+ * The database `outbox` lives in. Throws `InvalidOptionError` if `outbox` was not made
+ * by `createOutbox`.
+ */
 export function outboxDatabase(outbox: unknown): OutboxDatabase {
   const { o } = contextOf(outbox);
   return { knex: o.knex, schema: o.schema, leasesTable: o.tables.leases };

@@ -31,7 +31,9 @@ export class InvalidMessageError extends EventualError {
 /** A message is larger than `maxMessageBytes`. Nothing was written. */
 export class MessageTooLargeError extends InvalidMessageError {
   override name = 'MessageTooLargeError';
+  /** The message's size in UTF-8 bytes: payload JSON, key and headers JSON together. */
   readonly bytes: number;
+  /** The outbox's `maxMessageBytes`. */
   readonly limit: number;
   constructor(bytes: number, limit: number, what: string) {
     super(
@@ -93,7 +95,12 @@ export class ForeignTransactionError extends EventualError {
  */
 export class PreparedMessageResolvedError extends EventualError {
   override name = 'PreparedMessageResolvedError';
+  /** The id passed to `commit()` or `rollback()`. */
   readonly messageId: string;
+  /**
+   * The state the message is in instead: `cancelled` for a commit that came too late;
+   * `pending`, `published` or `dead` for a rollback.
+   */
   readonly state: string;
   constructor(messageId: string, attempted: 'commit' | 'rollback', state: string) {
     const hint =
@@ -132,8 +139,14 @@ export class IllegalTransitionError extends EventualError {
  */
 export type PublishErrorKind = 'unavailable' | 'retriable' | 'permanent';
 
+/**
+ * A `Publisher` could not publish a batch. `code` is `publish_<kind>`; `retriable` is
+ * false only for `permanent`. The relay wraps whatever else a publisher throws as
+ * `retriable`.
+ */
 export class PublishError extends EventualError {
   override name = 'PublishError';
+  /** Whose fault it was, and so what the relay does (see `PublishErrorKind`). */
   readonly kind: PublishErrorKind;
   constructor(kind: PublishErrorKind, message: string, cause?: unknown) {
     super(`publish_${kind}`, message, { retriable: kind !== 'permanent', cause });

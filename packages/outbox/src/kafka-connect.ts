@@ -18,8 +18,11 @@ const TLS_MESSAGE = /TLS|SSL|certificate|self[- ]signed|CERT_|wrong version numb
 
 /** What a failed kafkajs connection says about itself: why, and which brokers it named. */
 export interface KafkaConnectFailure {
+  /** The kind of failure; `unknown` when the chain shows none of the known signs. */
   reason: BrokerFailure;
+  /** The broker addresses the errors in the chain name (kafkajs' `host:port`), each once; may be empty. */
   brokers: string[];
+  /** The innermost error's message, the closest to what the socket or broker said. */
   detail: string;
 }
 

@@ -7,10 +7,11 @@ export type JsonValue = null | boolean | number | string | JsonValue[] | { [key:
 
 /** What a producer hands to `enqueue` / `prepare`. */
 export interface MessageInput<P = unknown> {
+  /** The Kafka topic to publish to: 1-249 of `[a-zA-Z0-9._-]`. */
   topic: string;
-  /** Partition key, usually the aggregate id; per-key order is preserved. */
+  /** Partition key, usually the aggregate id; per-key order is preserved. 1-1024 characters. */
   key: string;
-  /** Message type, e.g. `OrderCreated`; consumers dispatch on it. */
+  /** Message type, e.g. `OrderCreated`; consumers dispatch on it. 1-200 of `[A-Za-z0-9_.:/-]`. */
   type: string;
   /** Any JSON-serialisable value. */
   payload: P;
@@ -24,14 +25,24 @@ export interface MessageInput<P = unknown> {
 
 /** A message as stored and published: `{ id, topic, key, type, payload, headers }`. */
 export interface Message<P = JsonValue> {
+  /** A UUID v7 the outbox assigns: the `message-id` header, and the idempotency key downstream. */
   id: string;
+  /** The Kafka topic it is published to. */
   topic: string;
+  /** The record key: it picks the partition, and messages of one key keep their order. */
   key: string;
+  /** What it announces, e.g. `OrderCreated`: the `message-type` header consumers dispatch on. */
   type: string;
+  /** The payload, as JSON gives it back (the record value is its JSON text). */
   payload: P;
+  /** Every header it carries: the caller's and the standard ones (`HEADER`). */
   headers: Record<string, string>;
 }
 
+/**
+ * The standard headers eventual writes on every message (`traceparent` only when there
+ * is one), by field. `message-id` and `message-type` are reserved (see `RESERVED_HEADERS`).
+ */
 export const HEADER = {
   id: 'message-id',
   type: 'message-type',

@@ -1,8 +1,11 @@
 import { identifier, integer, type Migration, migrationSource, runMigrations } from '@eventual/core';
 import type { Knex } from 'knex';
 
+/** Where the outbox tables are created, and how many relay shards they have. */
 export interface OutboxSchemaOptions {
+  /** Schema holding the outbox tables, created if missing. Default `eventual`. */
   schema?: string;
+  /** Name of the messages table; the helper tables get it as prefix (`outbox_leases`...). Default `outbox`. */
   table?: string;
   /**
    * Number of relay shards; messages are spread over them by hash(key). Fixed when the

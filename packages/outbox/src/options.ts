@@ -15,6 +15,7 @@ import {
 } from '@eventual/core';
 import type { Knex } from 'knex';
 
+/** Options of `createOutbox`; an unknown key or a wrong value throws `InvalidOptionError`. */
 export interface OutboxOptions {
   /** The knex instance of the producing service's database (PostgreSQL, `pg` client). */
   knex: Knex;
@@ -32,6 +33,10 @@ export interface OutboxOptions {
   logger?: Logger;
 }
 
+/**
+ * The check-back of prepared messages whose producer neither committed nor rolled back:
+ * the scheduler's `checkback` job asks the registered checker.
+ */
 export interface CheckBackOptions {
   /** First check this long after `prepare()`. Default 30,000 ms. */
   checkAfterMs?: number;

@@ -28,20 +28,34 @@ import { run } from './sql/statement.js';
 
 export type { CheckAnswer, Checker };
 
+/**
+ * Which prepared messages a checker answers for: a topic, a type, or both. A message
+ * goes to the checker of its topic and type, else of its type, else of its topic.
+ */
 export interface CheckerSelector {
+  /** Messages of this topic (any type, unless `type` is given too). */
   topic?: string;
+  /** Messages of this type (any topic, unless `topic` is given too). */
   type?: string;
 }
 
+/** A message the relay gave up on (`dead`), as `listDead()` returns it. */
 export interface DeadMessage extends Message {
+  /** Failed publication attempts; a permanent error sends a message dead at once, whatever the count. */
   attempts: number;
+  /** The message of the last publish error. */
   lastError: string | null;
+  /** When it was enqueued (or prepared). */
   createdAt: Date;
 }
 
+/** A snapshot of the outbox table, as `stats()` reads it. */
 export interface OutboxStats {
+  /** Messages waiting for the relay, including those backing off after a failure. */
   pending: number;
+  /** Prepared messages not yet committed or rolled back. */
   prepared: number;
+  /** Messages that went dead and wait for `requeue()`. */
   dead: number;
   /** Age in ms of the oldest pending message: how far behind the relay is. */
   lagMs: number;
@@ -49,7 +63,9 @@ export interface OutboxStats {
 
 /** Messages enqueued through an outbox bound to one transaction, e.g. in a consumer handler. */
 export interface BoundOutbox {
+  /** `outbox.enqueue(trx, message)`, with the bound correlation and causation ids unless the message sets its own. */
   enqueue<P>(message: MessageInput<P>): Promise<Message>;
+  /** Several messages in one insert, as `outbox.enqueue(trx, messages)`; returns them in the same order. */
   enqueue<P>(messages: MessageInput<P>[]): Promise<Message[]>;
 }
 
@@ -63,6 +79,10 @@ export interface Outbox {
   migrate(options?: Pick<OutboxSchemaOptions, 'shards'>): Promise<void>;
   /** Inserts `pending` messages inside the caller's transaction; returns them with ids and headers. */
   enqueue<P>(trx: Knex.Transaction, message: MessageInput<P>): Promise<Message>;
+  /**
+   * Several messages in one insert, all or none (a bad one throws, naming its index,
+   * before anything is written); returns them in the same order.
+   */
   enqueue<P>(trx: Knex.Transaction, messages: MessageInput<P>[]): Promise<Message[]>;
   /** `enqueue` with `trx` fixed and correlation/causation defaults, for handlers. */
   bind(trx: Knex.Transaction, defaults?: { correlationId?: string; causationId?: string }): BoundOutbox;
@@ -90,6 +110,11 @@ export interface Outbox {
   on<E extends OutboxEventName>(event: E, listener: (payload: OutboxEventMap[E]) => void): () => void;
 }
 
+/**
+ * An outbox on `options.knex`. Only validates options (throws `InvalidOptionError`):
+ * nothing touches the database until a call, and the tables must exist first
+ * (`migrate()` or `outboxMigrations()`).
+ */
 export function createOutbox(options: OutboxOptions): Outbox {
   const o = resolveOutboxOptions(options);
   const events = new TypedEmitter<OutboxEventMap>('outbox', o.logger);

@@ -17,19 +17,29 @@ import { countDead, selectDead } from './sql/dead.js';
 import { pruneLeases } from './sql/leases.js';
 import { run } from './sql/statement.js';
 
+/**
+ * The outbox's built-in jobs, with their default schedules: `checkback` of prepared
+ * messages (every 5 s), `cleanup` of published rows (every 5 min), `sweep`, which
+ * reports dead messages (every minute), and `lease-recovery`, which frees expired
+ * shard leases and drops relay members gone for over an hour (every 10 min).
+ */
 export type JobName = 'checkback' | 'cleanup' | 'sweep' | 'lease-recovery';
 
+/** Schedules and limits of the outbox's jobs; an unknown key or a wrong value throws `InvalidOptionError`. */
 export interface OutboxJobOptions {
   /** Cron expressions (node-cron syntax, seconds allowed), or `false` to not schedule a job. */
   schedules?: Partial<Record<JobName, string | false>>;
   /** Published rows older than this are deleted by `cleanup`. Default 24 h. */
   retentionMs?: number;
-  /** Rows per cleanup DELETE, and DELETEs per run: bounded work per run. Defaults 1,000 and 20. */
+  /** Rows per cleanup DELETE: each is one short transaction. Default 1,000. */
   cleanupBatchSize?: number;
+  /** DELETEs per cleanup run at most, so one run's work is bounded; the next run goes on. Default 20. */
   cleanupMaxBatches?: number;
 }
 
+/** Options of `createScheduler`; an unknown key or a wrong value throws `InvalidOptionError`. */
 export interface SchedulerOptions extends OutboxJobOptions {
+  /** Names this instance in the run leases and events. Default `<hostname>-<pid>-<random>`, new for every process. */
   instanceId?: string;
   /** How long a run may hold its cluster-wide lease (node-cron `distributedLease`). Default 5 min. */
   runLeaseMs?: number;

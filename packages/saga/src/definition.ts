@@ -85,6 +85,10 @@ export interface DeadlinePolicy {
 
 /** One step as the builder stores it; exactly one of `local` and `command` is set. */
 export interface StepDefinition<D extends SagaData> {
+  /**
+   * Unique in its saga, matching `/^[A-Za-z][A-Za-z0-9_.:-]{0,99}$/`: what events,
+   * errors and a saga instance's `step` call it (stored rows and commands hold its index).
+   */
   name: string;
   /** The action of a local step (`invokeLocal`). */
   local?: LocalAction<D>;
@@ -104,6 +108,11 @@ export interface StepDefinition<D extends SagaData> {
 
 /** Any saga definition, whatever its data type: what an orchestrator is given. */
 export interface AnySagaDefinition {
+  /**
+   * The `defineSaga` name: stored as each instance's type and sent as the `saga-type`
+   * header, by which the orchestrator finds the definition again, so renaming a saga
+   * strands its instances in flight.
+   */
   readonly name: string;
   /** The steps in order (`StepDefinition`s of the saga's own data type). */
   readonly steps: ReadonlyArray<object>;

@@ -36,8 +36,17 @@ export type HandlerSpec = Handler | ParsedSpec<Handler<never>>;
 /** A saga command handler, plain or with a parse function (`parsedCommand()`). */
 export type CommandSpec = CommandHandler | ParsedSpec<CommandHandler<never>>;
 
+/**
+ * A handler together with the function that validates and types its payload first;
+ * `parsed()` and `parsedCommand()` build one.
+ */
 export interface ParsedSpec<H> {
+  /** Runs with the payload `parse` returned. */
   readonly handler: H;
+  /**
+   * Validates and converts the JSON payload; a throw dead-letters a message as
+   * malformed, and refuses a saga command (as `CommandRejected` does).
+   */
   readonly parse: (payload: JsonValue) => unknown;
 }
 
@@ -60,6 +69,10 @@ export function parsedCommand<P>(
 /** The consumer settings a service's own consumers (the saga reply consumer) accept. */
 export type ConsumerSettings = Omit<ServiceConsumerOptions, 'topics' | 'handlers' | 'commands'>;
 
+/**
+ * One consumer of a service: `ConsumerOptions` less what the service supplies (outbox,
+ * subscriber, instanceId, logger), with its consumer group and its handlers or saga commands.
+ */
 export interface ServiceConsumerOptions
   extends Omit<ConsumerOptions, 'outbox' | 'subscriber' | 'name' | 'instanceId' | 'logger'> {
   /** Names the consumer in the inbox and, by default, its consumer group. Default: the service name. */
@@ -81,6 +94,11 @@ export interface ServiceConsumerOptions
   commands?: Record<string, CommandSpec>;
 }
 
+/**
+ * The sagas a service orchestrates: `OrchestratorOptions` less what the service
+ * supplies (knex, outbox, logger, instanceId), with the definitions, the reply topic
+ * and the settings of the consumer that reads it.
+ */
 export interface ServiceSagaOptions
   extends Omit<OrchestratorOptions, 'knex' | 'outbox' | 'replyTopic' | 'sagas' | 'logger' | 'instanceId'> {
   /** The saga definitions this service orchestrates (`defineSaga(...).build()`). */
@@ -95,8 +113,9 @@ export interface ServiceSagaOptions
   consumer?: ConsumerSettings;
 }
 
+/** Options of `createService`; an unknown key or a wiring mistake throws `InvalidOptionError` at creation. */
 export interface ServiceOptions {
-  /** The service's name: its consumers' default name and group, and its instances' default prefix. */
+  /** The service's name, 1-100 characters: the default name of its consumers (and so their group) and participant. */
   name: string;
   /** The service's own database (PostgreSQL through knex): outbox, inbox and saga tables live in it. */
   knex: Knex;
@@ -107,7 +126,8 @@ export interface ServiceOptions {
   /**
    * Names this instance in leases and events. Give one that is stable across restarts of
    * the same slot (a pod name): a restarted instance then takes its relay shards back at
-   * once. Default `<hostname>-<pid>-<random>`.
+   * once. Default: each part (relay, scheduler, every consumer, the orchestrator)
+   * generates its own `<hostname>-<pid>-<random>`.
    */
   instanceId?: string;
   /** Where every part reports what goes wrong. Default: warnings and errors to stderr. */

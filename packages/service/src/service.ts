@@ -26,9 +26,11 @@ import { type ConnectionNeed, checkPool } from './pool.js';
 
 /** A service's eventual parts, assembled, migrated, started and stopped in order. */
 export interface Service extends Lifecycle {
+  /** The `name` option: its consumers' and participant's default name. */
   readonly name: string;
   /** Enqueue and prepare messages in your transactions through it. */
   readonly outbox: Outbox;
+  /** The relay from the outbox to the transport's publisher, started after the topics and before the scheduler. */
   readonly relay: Relay;
   /** The one scheduler of the service: outbox jobs, inbox cleanup, saga deadlines, yours. */
   readonly scheduler: Scheduler;

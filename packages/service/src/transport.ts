@@ -9,7 +9,9 @@ import type { Kafka } from 'kafkajs';
  * in-memory broker of `@eventual/consumer/memory` has the same shape, for unit tests.
  */
 export interface Transport {
+  /** A new publisher, for the service's relay (which owns it and closes it on stop). */
   publisher(): Publisher;
+  /** A new subscriber, one member of consumer group `groupId`, for one consumer (which closes it on stop). */
   subscriber(options: { groupId: string }): Subscriber;
   /**
    * Partitions one subscriber handles at the same time, each holding a database
@@ -25,6 +27,7 @@ export interface Transport {
   ensureTopics?(topics: readonly TopicSpec[], options?: { timeoutMs?: number }): Promise<EnsuredTopic[]>;
 }
 
+/** Options of `kafkaTransport`; an unknown key throws `InvalidOptionError`. */
 export interface KafkaTransportOptions {
   /** kafkajs producer settings for the relay's publisher (idempotence and acks are fixed). */
   producer?: KafkaPublisherOptions['producer'];

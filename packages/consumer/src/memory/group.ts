@@ -13,6 +13,7 @@ export interface GroupMember {
   assigned(partitions: TopicPartition[]): void;
 }
 
+/** A consumer group's committed offset of one partition, as `broker.committed(groupId)` lists it. */
 export interface CommittedOffset extends TopicPartition {
   /** The next offset the group reads, as Kafka commits it (last settled + 1), a decimal string. */
   offset: string;

@@ -1,5 +1,6 @@
 import { bool, integer, knownKeys, nonEmptyString, object } from '@eventual/core';
 
+/** Options of `createMemoryBroker`; an unknown key or a wrong value throws `InvalidOptionError`. */
 export interface MemoryBrokerOptions {
   /**
    * Partitions of a topic created on first use (publish or subscribe). Default 1,
@@ -15,6 +16,7 @@ export interface MemoryBrokerOptions {
   redeliveryDelayMs?: number;
 }
 
+/** Options of `broker.subscriber(...)`: one member of a consumer group. */
 export interface MemorySubscriberOptions {
   /** The consumer group: subscribers with the same group share partitions and committed offsets. */
   groupId: string;

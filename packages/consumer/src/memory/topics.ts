@@ -3,13 +3,17 @@ import type { InboundRecord } from '../subscriber.js';
 
 /** A record as the in-memory broker keeps it, for a test's assertions. */
 export interface MemoryRecord {
+  /** The topic it was published to. */
   readonly topic: string;
+  /** The partition its key hashes to (see `partitionForKey`). */
   readonly partition: number;
   /** Decimal string, from 0 per partition, as on Kafka. */
   readonly offset: string;
+  /** The record key: the message key. */
   readonly key: string;
   /** The value as published: the message's JSON text. */
   readonly value: string;
+  /** The headers as published, the standard ones included. */
   readonly headers: Readonly<Record<string, string>>;
   /** Milliseconds since the epoch when it was stored, as a string. */
   readonly timestamp: string;

@@ -10,11 +10,9 @@ import {
 import { isDatabaseOutage } from '../outage.js';
 import { runPrepared } from './prepared.js';
 
-/**
- * A statement with `?` placeholders for knex.raw, built by a package's `sql/`
- * functions. `name` (e.g. `outbox.claimBatch`) is what errors and traces call it.
- */
+/** A statement with `?` placeholders for knex.raw, built by a package's `sql/` functions. */
 export interface Statement {
+  /** What errors and traces call it, `<package>.<verb>`, e.g. `outbox.claimBatch`. */
   name: string;
   /** The SQL text, with one `?` per binding. */
   sql: string;

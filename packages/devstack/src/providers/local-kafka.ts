@@ -18,10 +18,13 @@ const run = promisify(execFile);
 /** The Kafka release the devstack runs; kept in step with packages/devstack/kafka/pom.xml. */
 export const KAFKA_VERSION = '3.9.1';
 
+/** A Kafka broker run from the Apache jars with Java, in KRaft mode, as `startLocalKafka` returns it. */
 export interface LocalKafka {
+  /** Its one address, `127.0.0.1:<port>`. */
   brokers: string[];
   /** The version the broker printed about itself at startup (`Kafka version: x`). */
   version: string;
+  /** The file the broker's output is appended to. */
   logFile: string;
   /** Stops the broker process (SIGTERM, controlled shutdown); data and ports are kept. */
   stop(): Promise<void>;

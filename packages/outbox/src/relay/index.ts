@@ -15,6 +15,7 @@ export { planShares } from './plan-shares.js';
 
 /** Moves an outbox's pending messages to a broker; see `createRelay`. */
 export interface Relay extends Lifecycle {
+  /** Names this relay in the shard leases and in its events (the `instanceId` option, or the generated default). */
   readonly instanceId: string;
   /** Shards this instance holds a lease on right now. */
   ownedShards(): number[];

@@ -13,6 +13,7 @@ import {
 } from '@eventual/core';
 import type { Publisher } from '../publisher.js';
 
+/** Options of `createRelay`; an unknown key or a value out of range throws `InvalidOptionError`. */
 export interface RelayOptions {
   /**
    * Where messages go; `createKafkaPublisher({ kafka })` for Kafka. The relay owns it:
