@@ -9,12 +9,12 @@ import {
   integer,
   knownKeys,
   type Logger,
+  loggerOption,
   nonEmptyString,
   object,
   oneOf,
   optionsObject,
   qualified,
-  stderrLogger,
   topicName,
 } from '@eventual/core';
 import { type Outbox, outboxDatabase } from '@eventual/outbox';
@@ -224,16 +224,9 @@ export function resolveConsumerOptions(options: ConsumerOptions): ResolvedConsum
     deadLetterTopic,
     retention: resolveRetention(options.retention),
     instanceId: nonEmptyString('instanceId', options.instanceId ?? defaultInstanceId()),
-    logger: resolveLogger(options.logger),
+    logger: loggerOption('logger', options.logger),
     connectTimeoutMs: connectTimeout('connectTimeoutMs', options.connectTimeoutMs),
   };
-}
-
-function resolveLogger(logger: unknown): Logger {
-  if (logger === undefined) return stderrLogger;
-  if (typeof logger !== 'function')
-    throw new InvalidOptionError('logger must be a function (entry: { level, namespace, message, error? }) => void');
-  return logger as Logger;
 }
 
 function resolveRetention(value: RetentionOptions | undefined): Required<RetentionOptions> {

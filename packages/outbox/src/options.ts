@@ -8,10 +8,10 @@ import {
   isKnex,
   knownKeys,
   type Logger,
+  loggerOption,
   oneOf,
   optionsObject,
   qualified,
-  stderrLogger,
 } from '@eventual/core';
 import type { Knex } from 'knex';
 
@@ -87,8 +87,6 @@ export function resolveOutboxOptions(options: OutboxOptions): ResolvedOutboxOpti
   if (options.traceparent !== undefined && typeof options.traceparent !== 'function') {
     throw new InvalidOptionError('traceparent must be a function returning the active traceparent header or undefined');
   }
-  if (options.logger !== undefined && typeof options.logger !== 'function')
-    throw new InvalidOptionError('logger must be a function (entry: { level, namespace, message, error? }) => void');
   const q = (name: string) => qualified(schema, name);
   return {
     knex: options.knex,
@@ -97,7 +95,7 @@ export function resolveOutboxOptions(options: OutboxOptions): ResolvedOutboxOpti
     maxMessageBytes,
     traceparent: options.traceparent ?? (() => undefined),
     checkBack: resolveCheckBack(options.checkBack ?? {}),
-    logger: options.logger ?? stderrLogger,
+    logger: loggerOption('logger', options.logger),
     tables: { messages: q(table), leases: q(`${table}_leases`), settings: q(`${table}_settings`) },
     channel: `${schema}_${table}`,
   };
