@@ -37,6 +37,8 @@ const UNAVAILABLE_NAMES = new Set([
   'KafkaJSLockTimeout',
   'KafkaJSMetadataNotLoaded',
   'KafkaJSNotImplemented',
+  'KafkaJSNoBrokerAvailableError',
+  'KafkaJSGroupCoordinatorNotFound',
 ]);
 const UNAVAILABLE_TYPES = new Set([
   'LEADER_NOT_AVAILABLE',
@@ -50,7 +52,22 @@ const UNAVAILABLE_TYPES = new Set([
   'COORDINATOR_NOT_AVAILABLE',
   'COORDINATOR_LOAD_IN_PROGRESS',
   'KAFKA_STORAGE_ERROR',
+  // kafkajs' names for the group coordinator moving or loading after a broker restart.
+  'GROUP_LOAD_IN_PROGRESS',
+  'GROUP_COORDINATOR_NOT_AVAILABLE',
+  'NOT_COORDINATOR_FOR_GROUP',
+  'NOT_CONTROLLER',
 ]);
+/**
+ * The same coordinator errors once kafkajs has rewrapped them in a plain KafkaJSError
+ * (consumerGroup.js does, to restart a join): only their message survives.
+ */
+const UNAVAILABLE_MESSAGES = [
+  /^The coordinator is loading and hence can't process requests for this group$/,
+  /^The group coordinator is not available$/,
+  /^This is not the correct coordinator for this group$/,
+  /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|connect/i,
+];
 
 /**
  * Classifies a kafkajs error at this one chokepoint by walking its cause chain
@@ -70,10 +87,8 @@ export function classifyKafkaError(error: unknown): PublishErrorKind {
   if (types.some((t) => PERMANENT.has(t))) return 'permanent';
   if (types.some((t) => UNAVAILABLE_TYPES.has(t))) return 'unavailable';
   if (chain.some((e) => UNAVAILABLE_NAMES.has((e as { name?: string }).name ?? ''))) return 'unavailable';
-  if (
-    chain.some((e) => /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|connect/i.test((e as Error)?.message ?? ''))
-  )
-    return 'unavailable';
+  const messages = chain.map((e) => (e as { message?: unknown }).message).filter((m) => typeof m === 'string');
+  if (messages.some((m) => UNAVAILABLE_MESSAGES.some((pattern) => pattern.test(m)))) return 'unavailable';
   return 'retriable';
 }
 

@@ -1,4 +1,6 @@
+import kafkajs from 'kafkajs';
 import { describe, expect, it } from 'vitest';
+import { classifyKafkaError } from '../src/kafka-publisher.js';
 import { fnv1a } from '../src/message.js';
 import { planShares } from '../src/relay/plan-shares.js';
 
@@ -42,5 +44,45 @@ describe('fnv1a shard hash', () => {
     expect(fnv1a('')).toBe(0x811c9dc5);
     const shards = new Set(Array.from({ length: 1_000 }, (_, i) => fnv1a(`key-${i}`) % 32));
     expect(shards.size).toBe(32);
+  });
+});
+
+describe('classifyKafkaError', () => {
+  // The real kafkajs classes; its typings omit some of them and the object form of the constructor.
+  const { KafkaJSError, KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError, KafkaJSNoBrokerAvailableError } =
+    kafkajs as unknown as {
+      KafkaJSError: new (e: Error | string) => Error;
+      KafkaJSNumberOfRetriesExceeded: new (e: Error, retries: { retryCount: number; retryTime: number }) => Error;
+      KafkaJSProtocolError: new (e: { type: string; message: string; retriable: boolean }) => Error;
+      KafkaJSNoBrokerAvailableError: new () => Error;
+    };
+  const protocol = (type: string, message: string) => new KafkaJSProtocolError({ type, message, retriable: true });
+  const exhausted = (e: Error) => new KafkaJSNumberOfRetriesExceeded(e, { retryCount: 2, retryTime: 300 });
+
+  it('sees the group coordinator moving or loading after a broker restart as the broker being unavailable', () => {
+    const loading = protocol(
+      'GROUP_LOAD_IN_PROGRESS',
+      "The coordinator is loading and hence can't process requests for this group",
+    );
+    const moved = protocol('NOT_COORDINATOR_FOR_GROUP', 'This is not the correct coordinator for this group');
+    expect(classifyKafkaError(loading)).toBe('unavailable');
+    expect(classifyKafkaError(exhausted(loading))).toBe('unavailable');
+    // kafkajs rewraps a rebalancing error in a plain KafkaJSError without its type.
+    expect(classifyKafkaError(exhausted(new KafkaJSError(moved)))).toBe('unavailable');
+    expect(classifyKafkaError(new KafkaJSNoBrokerAvailableError())).toBe('unavailable');
+  });
+  it('keeps a message-level protocol error permanent and an unknown one retriable', () => {
+    expect(
+      classifyKafkaError(
+        exhausted(
+          protocol(
+            'MESSAGE_TOO_LARGE',
+            'The request included a message larger than the max message size the server will accept',
+          ),
+        ),
+      ),
+    ).toBe('permanent');
+    expect(classifyKafkaError(new KafkaJSError('The group is rebalancing, so a rejoin is needed'))).toBe('retriable');
+    expect(classifyKafkaError(new Error('boom'))).toBe('retriable');
   });
 });

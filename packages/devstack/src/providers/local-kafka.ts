@@ -28,6 +28,8 @@ export interface LocalKafka {
   logFile: string;
   /** Stops the broker process (SIGTERM, controlled shutdown); data and ports are kept. */
   stop(): Promise<void>;
+  /** Kills the broker process (SIGKILL, no shutdown at all: a crash); data and ports are kept. */
+  kill(): Promise<void>;
   /** Starts the broker again on the same ports with the same data, after `stop()`. */
   start(): Promise<void>;
   /** Stops the broker and removes its data directory. */
@@ -217,11 +219,11 @@ export async function startLocalKafka(logFile: string, options: { port?: number 
     }
   };
 
-  const stop = async () => {
+  const stop = async (signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM') => {
     const proc = child;
     if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
     const gone = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-    proc.kill('SIGTERM');
+    proc.kill(signal);
     const timer = setTimeout(() => proc.kill('SIGKILL'), 20_000);
     await gone;
     clearTimeout(timer);
@@ -236,7 +238,8 @@ export async function startLocalKafka(logFile: string, options: { port?: number 
     version,
     logFile,
     start,
-    stop,
+    stop: () => stop('SIGTERM'),
+    kill: () => stop('SIGKILL'),
     async destroy() {
       await stop();
       await rm(dataDir, { recursive: true, force: true });
