@@ -8,12 +8,20 @@ export interface KafkaPublisherOptions {
   /** A kafkajs client; the publisher creates and owns its producer. */
   kafka: Kafka;
   /**
-   * Producer settings. eventual always uses the idempotent producer with one request in
-   * flight per broker (per-partition order and no duplicates from the producer's own
-   * retries) and acks from all in-sync replicas; these cannot be overridden. `retry`
-   * defaults to 3 retries from 100 ms up to 2 s (a `retry` given here replaces it whole).
+   * Producer settings. eventual always sends with one request in flight per broker
+   * (per-partition order), acks from all in-sync replicas, and no retry inside kafkajs
+   * (`retry.retries` 0: a failed send fails the publish and the relay repeats the whole
+   * batch). These cannot be overridden. Why no kafkajs retry: kafkajs 2.2.4 remembers
+   * which brokers answered a send; when a partition's leader dies and leadership moves
+   * to a broker that had already answered for its own partitions, the retry skips that
+   * broker and the moved partition's records are never sent, yet the send resolves
+   * (producer/sendMessages.js, `responsePerBroker`). Seen in this repository's cluster
+   * test: a message marked published that no reader ever found on Kafka. kafkajs'
+   * idempotent producer needs its own retries, so it is off: a repeated batch can put a
+   * record on Kafka twice, which consumers drop by message id (delivery is at least
+   * once anyway).
    */
-  producer?: Omit<ProducerConfig, 'idempotent' | 'maxInFlightRequests'>;
+  producer?: Omit<ProducerConfig, 'idempotent' | 'maxInFlightRequests' | 'retry'>;
 }
 
 /** Protocol errors that no retry can fix: the message itself is unpublishable. */
@@ -93,12 +101,13 @@ export function classifyKafkaError(error: unknown): PublishErrorKind {
 }
 
 /**
- * The default publisher: a kafkajs idempotent producer. Record key = message key,
- * value = the JSON payload text, headers = the message headers.
+ * The default publisher: a kafkajs producer, one request in flight per broker, acks
+ * from all in-sync replicas, no internal retry (see `KafkaPublisherOptions.producer`
+ * for why). Record key = message key, value = the JSON payload text, headers = the
+ * message headers.
  *
  * After any failure that is not the message's fault the producer is replaced on the
- * next publish: after a broker restart an idempotent kafkajs producer can be left
- * with a stale producer id/sequence and fail every later send.
+ * next publish, so a broker restart never leaves a producer with stale state behind.
  */
 export function createKafkaPublisher(options: KafkaPublisherOptions): Publisher {
   let producer: Producer | undefined;
@@ -107,10 +116,10 @@ export function createKafkaPublisher(options: KafkaPublisherOptions): Publisher 
   const connected = () => {
     connecting ??= (async () => {
       const p = options.kafka.producer({
-        retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 2_000 },
         ...options.producer,
-        idempotent: true,
+        idempotent: false,
         maxInFlightRequests: 1,
+        retry: { retries: 0 },
       });
       await p.connect();
       producer = p;

@@ -39,7 +39,7 @@ export interface KafkaTransportOptions {
   fromBeginning?: boolean;
 }
 
-/** The kafkajs transport: an idempotent producer for the relay, a consumer group per consumer. */
+/** The kafkajs transport: `createKafkaPublisher`'s producer for the relay, a consumer group per consumer. */
 export function kafkaTransport(kafka: Kafka, options: KafkaTransportOptions = {}): Transport {
   knownKeys('kafkaTransport', options, ['producer', 'consumer', 'partitionsConcurrently', 'fromBeginning']);
   const concurrency = integer('partitionsConcurrently', options.partitionsConcurrently ?? 4, 1, 1_000);
