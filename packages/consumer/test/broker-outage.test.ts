@@ -67,21 +67,27 @@ describe('consumer while the Kafka broker is down', () => {
     producer = undefined;
     // SIGKILL: during a controlled shutdown (SIGTERM) the group can briefly be joined
     // again, which is truly a second outage; a crash is one.
+    // Counted from here: a group coordinator still loading at the first join is reported
+    // as a (short) outage of its own.
+    const before = { outages: outages.length, logged: logged.length };
     await broker.kill();
-    await waitUntil('the outage reported', async () => (outages.length > 0 ? true : undefined), { timeoutMs: 60_000 });
+    await waitUntil('the outage reported', async () => (outages.length > before.outages ? true : undefined), {
+      timeoutMs: 60_000,
+    });
     // kafkajs crashes and restarts its consumer again and again while the broker is away:
     // long enough for several cycles, and still one event.
     await new Promise((resolve) => setTimeout(resolve, 8_000));
-    expect(outages).toEqual(['unavailable']);
+    expect(outages.slice(before.outages)).toEqual(['unavailable']);
 
     await broker.start();
     sent.push(...(await produce(20, 40)));
     await expect.poll(async () => Object.keys(await appliedTimes(knex)).length, { timeout: 60_000 }).toBe(40);
 
     // Once each way, in the events and in the log; nothing reported as an error.
-    expect(outages).toEqual(['unavailable', 'available']);
-    expect(logged.filter((l) => /broker is unreachable/.test(l))).toHaveLength(1);
-    expect(logged.filter((l) => /broker is reachable again/.test(l))).toHaveLength(1);
+    expect(outages.slice(before.outages)).toEqual(['unavailable', 'available']);
+    const lines = logged.slice(before.logged);
+    expect(lines.filter((l) => /broker is unreachable/.test(l))).toHaveLength(1);
+    expect(lines.filter((l) => /broker is reachable again/.test(l))).toHaveLength(1);
     expect(errors).toEqual([]);
     // Everything applied exactly once, in one attempt each, nothing dead-lettered.
     const times = await appliedTimes(knex);

@@ -14,7 +14,16 @@ import { waitUntil } from './wait.js';
 
 export { createDatabase, databaseUrlFor } from './database.js';
 export { DevstackUnavailableError } from './errors.js';
-export { KAFKA_VERSION, type LocalKafka, resolveKafkaJars, startLocalKafka } from './providers/local-kafka.js';
+export {
+  javaStringHash,
+  KAFKA_VERSION,
+  type LocalKafka,
+  type LocalKafkaCluster,
+  type LocalKafkaNode,
+  resolveKafkaJars,
+  startLocalKafka,
+  startLocalKafkaCluster,
+} from './providers/local-kafka.js';
 export { type LocalPostgres, type PostgresShutdownMode, startLocalPostgres } from './providers/local-postgres.js';
 export { waitUntil } from './wait.js';
 

@@ -107,8 +107,22 @@ export async function createTopics(
   try {
     await admin.createTopics({
       topics: topics.map((topic) => ({ topic, numPartitions: partitions, configEntries })),
-      waitForLeaders: true,
+      waitForLeaders: false,
     });
+    // kafkajs' own waitForLeaders gives up when the broker it asks has not heard of the
+    // topic yet (UNKNOWN_TOPIC_OR_PARTITION), which happens in a cluster: ask until
+    // every partition has a leader.
+    await waitUntil(
+      `leaders for ${topics.join(', ')}`,
+      async () => {
+        const metadata = await admin.fetchTopicMetadata({ topics });
+        const led = metadata.topics.every(
+          (t) => t.partitions.length === partitions && t.partitions.every((x) => x.leader >= 0),
+        );
+        return led ? true : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
   } finally {
     await admin.disconnect();
   }
