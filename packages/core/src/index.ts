@@ -60,6 +60,16 @@ export {
   statementRunner,
 } from './sql/statement.js';
 export {
+  failSpan,
+  MESSAGING,
+  spanContextFromHeaders,
+  type TelemetryApi,
+  TRACE_HEADER,
+  type Tracing,
+  traceHeaders,
+  tracing,
+} from './telemetry.js';
+export {
   compareTopic,
   type EnsuredTopic,
   type ResolvedTopicSpec,
