@@ -9,6 +9,7 @@ import { settlePrepared } from './attempt.js';
 import { isReady, type PipelineContext, position, type Ready } from './context.js';
 import { checkAlive, outageUnder } from './outage.js';
 import { prepare } from './prepare.js';
+import { type RecordSpan, startRecordSpan, traceRecord } from './trace.js';
 import { commit, invoke, rollback } from './transaction.js';
 
 /**
@@ -29,14 +30,19 @@ export async function settleBatch(
   const ready = prepared.filter(isReady);
   if (ready.length === records.length && (await attemptBatch(ctx, ready))) return records.length;
   let settled = 0;
-  for (const p of prepared) {
-    if ((await settlePrepared(ctx, p, signal)) !== 'done') break;
+  for (const [i, p] of prepared.entries()) {
+    if ((await traceRecord(ctx, records[i]!, () => settlePrepared(ctx, p, signal))) !== 'done') break;
     settled += 1;
   }
   return settled;
 }
 
-/** True once the batch committed; false after a rollback (reported when it was not a handler's failure). */
+/**
+ * True once the batch committed; false after a rollback (reported when it was not a
+ * handler's failure). Each record's handler runs inside its own `process` span, which
+ * ends with the batch: a rolled-back batch's spans say so, and the records then get
+ * spans of their own as they are settled one by one.
+ */
 async function attemptBatch(ctx: PipelineContext, batch: Ready[]): Promise<boolean> {
   const { o, events, counters } = ctx;
   const started = Date.now();
@@ -48,6 +54,7 @@ async function attemptBatch(ctx: PipelineContext, batch: Ready[]): Promise<boole
   let claimed = new Map<string, number>();
   let handlersFailed = false;
   let trx: Knex.Transaction | undefined;
+  const spans = new Map<Ready, RecordSpan | undefined>(batch.map((r) => [r, startRecordSpan(ctx, r.record)]));
   try {
     trx = await o.knex.transaction();
     const rows = await run<{ message_id: string; attempts: number }>(
@@ -62,7 +69,10 @@ async function attemptBatch(ctx: PipelineContext, batch: Ready[]): Promise<boole
     handlersFailed = true;
     for (const r of distinct) {
       const attempts = claimed.get(r.key.messageId);
-      if (attempts !== undefined) await invoke(ctx, trx, r, attempts);
+      const span = spans.get(r);
+      if (attempts === undefined) continue;
+      const handle = () => invoke(ctx, trx!, r, attempts);
+      await (span ? span.within(handle) : handle());
     }
     await checkAlive(trx);
     handlersFailed = false;
@@ -76,6 +86,10 @@ async function attemptBatch(ctx: PipelineContext, batch: Ready[]): Promise<boole
       counters.errors += 1;
       events.emit('consumer:error', { ...first, instanceId: ctx.o.instanceId, error: asError(error), fatal: false });
     }
+    for (const span of spans.values()) {
+      span?.span.setAttribute('eventual.consumer.batch_rolled_back', true);
+      span?.end(error);
+    }
     return false;
   }
   const durationMs = Date.now() - started;
@@ -83,13 +97,19 @@ async function attemptBatch(ctx: PipelineContext, batch: Ready[]): Promise<boole
     const attempts = claimed.get(r.key.messageId);
     claimed.delete(r.key.messageId); // a later copy of the same id is a duplicate
     const at = position(ctx, r.record);
+    const span = spans.get(r);
+    spans.delete(r);
+    span?.span.setAttribute('eventual.consumer.batch', true);
     if (attempts === undefined) {
+      span?.span.setAttribute('eventual.consumer.duplicate', true);
       counters.duplicates += 1;
       events.emit('consumer:duplicate', { ...at, messageId: r.key.messageId });
     } else {
+      span?.span.setAttribute('eventual.consumer.attempts', attempts);
       counters.processed += 1;
       events.emit('consumer:processed', { ...at, message: r.message as Message, attempts, durationMs });
     }
+    span?.end();
   }
   return true;
 }
