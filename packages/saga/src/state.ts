@@ -85,6 +85,8 @@ export interface Transition {
   state: SagaState;
   commands: MessageInput<JsonValue>[];
   notices: SagaNotice[];
+  /** The history entries this transition appended, in order: the step transitions traced as spans. */
+  logged: SagaHistoryEntry[];
   /** Set when the machine paused on a local action: run it, then advance with `{ kind: 'local' }`. */
   runLocal?: { action: LocalAction<SagaData>; phase: SagaPhase; step: number };
   /** False when nothing changed (an ignored reply, nothing to wake): there is nothing to save. */

@@ -1,0 +1,147 @@
+import { randomUUID } from 'node:crypto';
+import { SpanStatusCode } from '@opentelemetry/api';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { describe, expect, it } from 'vitest';
+import { ids, only, recordSpans } from '../../consumer/test/tracing-support.js';
+import type { SagaTopics } from './fixtures/three-step-saga.js';
+import { sagaWorld } from './saga-support.js';
+
+const world = sagaWorld('saga_tracing');
+const recorder = recordSpans();
+const wait = { timeout: 40_000, interval: 100 };
+
+async function tracedWorld() {
+  const topics = await world.topics();
+  await Promise.all([world.participant('a', topics), world.participant('b', topics), world.participant('c', topics)]);
+  const service = await world.orchestrator(topics);
+  /** Starts a saga inside an active span, as the business operation that begins it would. */
+  const start = (sagaId: string) =>
+    recorder.tracer().startActiveSpan(`book ${sagaId}`, async (span) => {
+      try {
+        await service.knex.transaction((trx) =>
+          service.orchestrator.start(trx, service.saga, { id: sagaId, data: { replies: [] } }),
+        );
+      } finally {
+        span.end();
+      }
+    });
+  return { topics, start };
+}
+
+/** The saga's step-transition spans, in the order they ended (one advance after the other). */
+const transitions = (spans: ReadableSpan[], sagaId: string) =>
+  spans.filter((s) => s.attributes['eventual.saga.id'] === sagaId);
+const described = (s: ReadableSpan) => `${s.name} ${s.attributes['eventual.saga.outcome']}`;
+
+/** `span`'s ancestry within `spans`, from itself up to the root, by name. */
+function ancestry(spans: ReadableSpan[], span: ReadableSpan): string[] {
+  const byId = new Map(spans.map((s) => [ids(s).spanId, s]));
+  const names: string[] = [];
+  for (let s: ReadableSpan | undefined = span; s; s = byId.get(ids(s).parent ?? '')) names.push(described(s));
+  return names;
+}
+
+/** What one participant step looks like between the orchestrator's transitions, child to parent. */
+const hop = (topics: SagaTopics, letter: 'a' | 'b' | 'c') => [
+  `process ${topics.replies} undefined`,
+  `create ${topics.replies} undefined`,
+  `process ${topics[letter]} undefined`,
+  `create ${topics[letter]} undefined`,
+];
+
+describe('saga tracing', () => {
+  it('traces a saga as one trace: every step transition, each participant hop, in order', async () => {
+    const { topics, start } = await tracedWorld();
+    const sagaId = `happy-${randomUUID()}`;
+    await start(sagaId);
+    await expect
+      .poll(() => transitions(recorder.spans(), sagaId).map(described), wait)
+      .toEqual([
+        'step three-steps/a sent',
+        'step three-steps/a succeeded',
+        'step three-steps/b sent',
+        'step three-steps/b succeeded',
+        'step three-steps/c sent',
+        'step three-steps/c succeeded',
+      ]);
+    const root = only(recorder.spans(), `book ${sagaId}`);
+    const spans = recorder.spans().filter((s) => ids(s).traceId === ids(root).traceId);
+    const steps = transitions(spans, sagaId);
+    expect(steps).toHaveLength(6);
+    // The last transition hangs, reply by command by transition, under the span that started the saga.
+    expect(ancestry(spans, steps[5]!)).toEqual([
+      'step three-steps/c succeeded',
+      ...hop(topics, 'c'),
+      'step three-steps/c sent',
+      ...hop(topics, 'b'),
+      'step three-steps/b sent',
+      ...hop(topics, 'a'),
+      'step three-steps/a sent',
+      `book ${sagaId} undefined`,
+    ]);
+    // A reply's transitions are siblings under its process span: b's success and c's command.
+    expect(ids(steps[4]!).parent).toBe(ids(steps[3]!).parent);
+    expect(steps[5]!.attributes).toEqual({
+      'eventual.saga.id': sagaId,
+      'eventual.saga.type': 'three-steps',
+      'eventual.saga.step': 'c',
+      'eventual.saga.phase': 'forward',
+      'eventual.saga.outcome': 'succeeded',
+      'eventual.saga.attempt': 1,
+      'eventual.saga.status': 'completed',
+    });
+    expect(steps.map((s) => s.status.code)).toEqual(Array(6).fill(SpanStatusCode.UNSET));
+  });
+
+  it('traces the failure path: the failed step, then every compensation in reverse order, in the same trace', async () => {
+    const { topics, start } = await tracedWorld();
+    const sagaId = `fail3-${randomUUID()}`;
+    world.plans.set(sagaId, { reject: ['c'] });
+    await start(sagaId);
+    await expect
+      .poll(() => transitions(recorder.spans(), sagaId).map(described), wait)
+      .toEqual([
+        'step three-steps/a sent',
+        'step three-steps/a succeeded',
+        'step three-steps/b sent',
+        'step three-steps/b succeeded',
+        'step three-steps/c sent',
+        'step three-steps/c failed',
+        'compensate three-steps/b sent',
+        'compensate three-steps/b succeeded',
+        'compensate three-steps/a sent',
+        'compensate three-steps/a succeeded',
+      ]);
+    const root = only(recorder.spans(), `book ${sagaId}`);
+    const spans = recorder.spans().filter((s) => ids(s).traceId === ids(root).traceId);
+    const steps = transitions(spans, sagaId);
+    expect(steps).toHaveLength(10);
+    const failed = steps[5]!;
+    expect(failed.status).toEqual({ code: SpanStatusCode.ERROR, message: 'c says no' });
+    expect(failed.attributes).toMatchObject({
+      'eventual.saga.status': 'compensating',
+      'eventual.saga.phase': 'forward',
+    });
+    // The failure reply itself starts the compensation: c failed and b's undo is sent in one advance.
+    expect(ids(steps[6]!).parent).toBe(ids(failed).parent);
+    expect(ancestry(spans, steps[9]!)).toEqual([
+      'compensate three-steps/a succeeded',
+      ...hop(topics, 'a'),
+      'compensate three-steps/a sent',
+      ...hop(topics, 'b'),
+      'compensate three-steps/b sent',
+      ...hop(topics, 'c'),
+      'step three-steps/c sent',
+      ...hop(topics, 'b'),
+      'step three-steps/b sent',
+      ...hop(topics, 'a'),
+      'step three-steps/a sent',
+      `book ${sagaId} undefined`,
+    ]);
+    expect(steps[9]!.attributes).toMatchObject({
+      'eventual.saga.phase': 'compensate',
+      'eventual.saga.outcome': 'succeeded',
+      'eventual.saga.status': 'compensated',
+    });
+  });
+});
