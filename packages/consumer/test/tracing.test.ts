@@ -3,8 +3,8 @@ import { createTopics, randomTopic } from '@eventual/devstack/testing';
 import { HEADER, type MessageInput } from '@eventual/outbox';
 import { type Span, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
+import { ids, only, recordSpans, traceparentOf } from '../../outbox/test/tracing-support.js';
 import { apply, consumerFixture, uniqueName } from './support.js';
-import { ids, only, recordSpans, traceparentOf } from './tracing-support.js';
 
 const fixture = consumerFixture('tracing');
 const brokers = fixture.services.kafkaBrokers;
