@@ -4,6 +4,7 @@ import { HEADER, type MessageInput } from '@eventual/outbox';
 import { type Span, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
 import { ids, only, recordSpans, traceparentOf } from '../../outbox/test/tracing-support.js';
+import { orderPaymentChain } from './chain-support.js';
 import { apply, consumerFixture, uniqueName } from './support.js';
 
 const fixture = consumerFixture('tracing');
@@ -24,27 +25,7 @@ async function inSpan<T>(name: string, work: (span: Span) => Promise<T>): Promis
 
 describe('tracing (OpenTelemetry messaging spans)', () => {
   it('makes one trace from the business transaction through two consumers, with send spans linked to it', async () => {
-    const orders = randomTopic('orders');
-    const payments = randomTopic('payments');
-    await createTopics(brokers, [orders, `${orders}.dlq`, payments, `${payments}.dlq`], 1);
-    const shop = await fixture.service();
-    const billing = await fixture.service();
-    const ledger = await fixture.service();
-    const billingName = uniqueName('billing');
-    const ledgerName = uniqueName('ledger');
-    const billingConsumer = await fixture.consumer({ outbox: billing.outbox, name: billingName, topics: [orders] });
-    billingConsumer.handle<{ orderId: string }>('OrderPlaced', async ({ trx, message, outbox }) => {
-      await apply(trx, message);
-      await outbox.enqueue({ topic: payments, key: message.key, type: 'PaymentRequested', payload: message.payload });
-    });
-    const ledgerConsumer = await fixture.consumer({ outbox: ledger.outbox, name: ledgerName, topics: [payments] });
-    ledgerConsumer.handle('PaymentRequested', ({ trx, message }) => apply(trx, message));
-    await Promise.all([
-      fixture.relay(shop.outbox).start(),
-      fixture.relay(billing.outbox).start(),
-      billingConsumer.start(),
-      ledgerConsumer.start(),
-    ]);
+    const { orders, payments, shop, billing, billingName, ledgerName } = await orderPaymentChain(fixture);
 
     const order: MessageInput = { topic: orders, key: 'order-1', type: 'OrderPlaced', payload: { orderId: 'order-1' } };
     const placed = await inSpan('checkout', () => shop.knex.transaction((trx) => shop.outbox.enqueue(trx, order)));
