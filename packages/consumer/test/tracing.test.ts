@@ -194,4 +194,98 @@ describe('tracing (OpenTelemetry messaging spans)', () => {
     expect(ids(createLetter).parent).toBe(ids(dead!).spanId);
     expect(letter.headers[HEADER.traceparent]).toBe(traceparentOf(createLetter.spanContext()));
   });
+
+  it('in batch mode gives each record its own span; a rolled-back batch says so, and the retry that follows is an event', async () => {
+    const orders = randomTopic('orders');
+    await createTopics(brokers, [orders, `${orders}.dlq`], 1);
+    const shop = await fixture.service();
+    const billing = await fixture.service();
+    const consumer = await fixture.consumer({
+      outbox: billing.outbox,
+      name: uniqueName('billing'),
+      topics: [orders],
+      batchSize: 10,
+    });
+    consumer.handle<{ n: number }>('OrderPlaced', async ({ trx, message, attempt }) => {
+      if (message.payload.n === 2 && attempt === 1) throw new Error('lock timeout');
+      await apply(trx, message);
+    });
+    // Published before the consumer starts, so it fetches them together.
+    const relay = fixture.relay(shop.outbox);
+    await relay.start();
+    const placed = await inSpan('checkout-3', () =>
+      shop.knex.transaction((trx) =>
+        shop.outbox.enqueue(
+          trx,
+          [1, 2, 3].map((n) => ({ topic: orders, key: 'order-1', type: 'OrderPlaced', payload: { n } })),
+        ),
+      ),
+    );
+    await expect.poll(async () => (await shop.outbox.stats()).pending, wait).toBe(0);
+    await consumer.start();
+    await expect.poll(() => consumer.counters, wait).toMatchObject({ processed: 3, retried: 1 });
+    await expect
+      .poll(() => recorder.spans().filter((s) => s.attributes['messaging.message.id'] === placed[1]!.id).length, wait)
+      .toBe(3); // its create span, the rolled-back batch's, and its own
+
+    const trace = ids(only(recorder.spans(), 'checkout-3')).traceId;
+    const spans = recorder.spans().filter((s) => ids(s).traceId === trace);
+    for (const message of placed) {
+      const create = spans.find(
+        (s) => s.name === `create ${orders}` && s.attributes['messaging.message.id'] === message.id,
+      )!;
+      const processes = spans.filter(
+        (s) => s.name === `process ${orders}` && s.attributes['messaging.message.id'] === message.id,
+      );
+      expect(processes.length).toBeGreaterThan(0);
+      for (const p of processes) expect(ids(p).parent).toBe(ids(create).spanId);
+    }
+    const [rolledBack, settled] = spans.filter(
+      (s) => s.name === `process ${orders}` && s.attributes['messaging.message.id'] === placed[1]!.id,
+    );
+    expect(rolledBack!.attributes).toMatchObject({
+      'eventual.consumer.batch': true,
+      'eventual.consumer.batch_rolled_back': true,
+    });
+    expect(rolledBack!.status).toEqual({ code: SpanStatusCode.ERROR, message: 'lock timeout' });
+    // Settled on its own after the rollback: one retry, then the second attempt committed.
+    expect(settled!.attributes).toMatchObject({ 'eventual.consumer.attempts': 2 });
+    expect(settled!.attributes).not.toHaveProperty('eventual.consumer.batch');
+    expect(settled!.status.code).toBe(SpanStatusCode.UNSET);
+    expect(settled!.events.map((e) => ({ name: e.name, attributes: e.attributes }))).toEqual([
+      {
+        name: 'eventual.consumer.retry',
+        attributes: {
+          'eventual.consumer.attempt': 1,
+          'eventual.consumer.retry_in_ms': expect.any(Number),
+          'exception.type': 'Error',
+          'exception.message': 'lock timeout',
+        },
+      },
+    ]);
+  });
+
+  it("continues a prepared message's trace from prepare(), whenever it is committed", async () => {
+    const orders = randomTopic('orders');
+    await createTopics(brokers, [orders, `${orders}.dlq`], 1);
+    const shop = await fixture.service();
+    const billing = await fixture.service();
+    const consumer = await fixture.consumer({ outbox: billing.outbox, name: uniqueName('billing'), topics: [orders] });
+    consumer.handle('PaymentCaptured', ({ trx, message }) => apply(trx, message));
+    shop.outbox.registerChecker({ topic: orders }, () => 'unknown');
+    await Promise.all([fixture.relay(shop.outbox).start(), consumer.start()]);
+    const prepared = await inSpan('charge', () =>
+      shop.outbox.prepare({ topic: orders, key: 'pay-1', type: 'PaymentCaptured', payload: {} }),
+    );
+    await shop.outbox.commit(prepared.id); // outside any span: the creation context is the prepare's
+    await expect.poll(() => recorder.spans().some((s) => s.name === `process ${orders}`), wait).toBe(true);
+    const spans = recorder.spans();
+    const create = only(spans, `create ${orders}`);
+    expect(ids(create).parent).toBe(ids(only(spans, 'charge')).spanId);
+    expect(create.attributes).toMatchObject({
+      'eventual.outbox.state': 'prepared',
+      'messaging.message.id': prepared.id,
+    });
+    expect(ids(only(spans, `process ${orders}`)).parent).toBe(ids(create).spanId);
+  });
 });

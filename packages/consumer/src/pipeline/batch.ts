@@ -55,6 +55,7 @@ async function attemptBatch(ctx: PipelineContext, batch: Ready[]): Promise<boole
   let handlersFailed = false;
   let trx: Knex.Transaction | undefined;
   const spans = new Map<Ready, RecordSpan | undefined>(batch.map((r) => [r, startRecordSpan(ctx, r.record)]));
+  for (const span of spans.values()) span?.span.setAttribute('eventual.consumer.batch', true);
   try {
     trx = await o.knex.transaction();
     const rows = await run<{ message_id: string; attempts: number }>(
@@ -99,7 +100,6 @@ async function attemptBatch(ctx: PipelineContext, batch: Ready[]): Promise<boole
     const at = position(ctx, r.record);
     const span = spans.get(r);
     spans.delete(r);
-    span?.span.setAttribute('eventual.consumer.batch', true);
     if (attempts === undefined) {
       span?.span.setAttribute('eventual.consumer.duplicate', true);
       counters.duplicates += 1;
