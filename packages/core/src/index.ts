@@ -60,7 +60,9 @@ export {
   statementRunner,
 } from './sql/statement.js';
 export {
+  DURATION_BUCKETS_S,
   failSpan,
+  instruments,
   MESSAGING,
   spanContextFromHeaders,
   type TelemetryApi,

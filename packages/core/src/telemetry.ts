@@ -1,5 +1,5 @@
 /*
- * OpenTelemetry, optionally. `@opentelemetry/api` is an optional peer dependency: it is
+ * OpenTelemetry, optionally (traces, and metrics through `instruments`). `@opentelemetry/api` is an optional peer dependency: it is
  * loaded on first use, once, and when it is not installed, or installed without a
  * tracer provider registered, `tracing()` says so and the packages do nothing at all
  * (one identity check per call: no span objects, no context lookups, no allocations).
@@ -81,6 +81,38 @@ export function tracing(tracerName: string): Tracing | undefined {
   if (delegate === loaded.noop) return undefined;
   return { api: loaded.api, tracer: provider.getTracer(tracerName) };
 }
+
+/**
+ * A package's instruments, made by `create` from `meterName`'s meter, once per
+ * registered meter provider: the function it returns gives them while a meter
+ * provider is registered, and undefined (after one lookup) while none is, or the API
+ * is not installed. Metrics need no context: the tracer provider plays no part.
+ */
+export function instruments<T extends object>(
+  meterName: string,
+  create: (meter: OtelApi.Meter, api: TelemetryApi) => T,
+): () => T | undefined {
+  const made = new WeakMap<object, T | null>();
+  let noopMeter: (new (...args: never[]) => unknown) | undefined;
+  return () => {
+    if (loaded === undefined) loaded = load();
+    if (loaded === null) return undefined;
+    const { api } = loaded;
+    const provider = api.metrics.getMeterProvider();
+    let found = made.get(provider);
+    if (found === undefined) {
+      // The API's no-op provider is not exported: it is the one whose meters are no-op meters.
+      noopMeter ??= api.createNoopMeter().constructor as new (...args: never[]) => unknown;
+      const meter = provider.getMeter(meterName);
+      found = meter.constructor === noopMeter ? null : create(meter, api);
+      made.set(provider, found);
+    }
+    return found ?? undefined;
+  };
+}
+
+/** The explicit bucket boundaries (seconds) the messaging conventions give their duration histograms. */
+export const DURATION_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
 
 /** A span context as the W3C `traceparent` (and `tracestate`, when it has one) headers. */
 export function traceHeaders(span: OtelApi.SpanContext): Record<string, string> {

@@ -1,12 +1,22 @@
 /*
- * The outbox's spans (OpenTelemetry messaging conventions): `create {topic}` per message
- * at enqueue/prepare, whose context is the message's creation context, written into
- * its headers and so stored with the row and published as is; `send {topic}` per relay
- * batch, linked to each message's creation context. Without a registered tracer
- * provider none of this runs (see core's telemetry.ts).
+ * The outbox's spans and metrics (OpenTelemetry messaging conventions): `create {topic}`
+ * per message at enqueue/prepare, whose context is the message's creation context,
+ * written into its headers and so stored with the row and published as is; `send
+ * {topic}` per relay batch, linked to each message's creation context, with the
+ * messaging client metrics of the send. Without a registered tracer (meter) provider
+ * no span (metric) work runs at all (see core's telemetry.ts).
  */
 
-import { failSpan, MESSAGING, spanContextFromHeaders, type Tracing, traceHeaders, tracing } from '@eventual/core';
+import {
+  DURATION_BUCKETS_S,
+  failSpan,
+  instruments,
+  MESSAGING,
+  spanContextFromHeaders,
+  type Tracing,
+  traceHeaders,
+  tracing,
+} from '@eventual/core';
 import type { Link, Span } from '@opentelemetry/api';
 import type { MessageInput } from './message.js';
 import type { ClaimedRow } from './sql/claim.js';
@@ -65,26 +75,75 @@ function startCreateSpan(t: Tracing, input: MessageInput, state: 'pending' | 'pr
   });
 }
 
-/** The `send` span of one relay batch. */
-export interface SendSpan {
-  /** Runs the publish with the span active, so a client instrumentation's spans are its children. */
+const relayInstruments = instruments(TRACER, (meter) => ({
+  sent: meter.createCounter('messaging.client.sent.messages', {
+    unit: '{message}',
+    description: 'Messages the relay attempted to send to Kafka (error.type set when the send failed).',
+  }),
+  duration: meter.createHistogram('messaging.client.operation.duration', {
+    unit: 's',
+    description:
+      'Duration of one relay send (a batch), from the publish call to the broker acknowledgement or failure.',
+    advice: { explicitBucketBoundaries: DURATION_BUCKETS_S },
+  }),
+}));
+
+/** How a relay batch's send ended. */
+export type SendOutcome = { fenced: number; markError?: unknown } | { error: unknown; kind: string };
+
+/** The span and metrics of one relay batch. */
+export interface SendObservation {
+  /** Runs the publish with the `send` span active, so a client instrumentation's spans are its children. */
   publishing<T>(publish: () => Promise<T>): Promise<T>;
-  /** Ends it: published (`fenced` rows could not be marked), or failed with the publish error's kind. */
-  end(outcome: { fenced: number } | { error: unknown; kind: string }): void;
+  /**
+   * Ends it: published (`fenced` rows could not be marked; `markError` when marking
+   * failed, so the rows will be sent again), or failed with the publish error's kind.
+   */
+  end(outcome: SendOutcome): void;
 }
 
 /**
- * Starts a `send {topic}` span (CLIENT: the messages' own creation contexts are their
- * `create` spans) for a claimed batch: a new trace, never a child of whatever was
- * active when the relay started, with `messaging.batch.message_count` and a link to
- * each message's creation context (read from its headers, as stored at enqueue).
+ * Observes the send of a claimed batch; undefined when neither a tracer nor a meter
+ * provider is registered.
+ *
+ * Span: `send {topic}` (CLIENT: the messages' own creation contexts are their `create`
+ * spans), a new trace, never a child of whatever was active when the relay started,
+ * with `messaging.batch.message_count` and a link to each message's creation context
+ * (read from its headers, as stored at enqueue).
+ *
+ * Metrics: `messaging.client.sent.messages` per topic and `messaging.client.operation.duration`
+ * per batch, with `error.type` (the publish error's kind) when the send failed.
  */
-export function startSendSpan(rows: readonly ClaimedRow[]): SendSpan | undefined {
+export function observeSend(rows: readonly ClaimedRow[]): SendObservation | undefined {
   const t = tracing(TRACER);
-  if (!t) return undefined;
-  const { api } = t;
+  const metrics = relayInstruments();
+  if (!t && !metrics) return undefined;
+  const started = performance.now();
   const topics = new Set(rows.map((row) => row.topic));
   const topic = topics.size === 1 ? rows[0]!.topic : undefined;
+  const span = t && startSendSpan(t, rows, topic);
+  return {
+    publishing: (publish) => (span ? span.publishing(publish) : publish()),
+    end(outcome) {
+      span?.end(outcome);
+      if (!metrics) return;
+      const errorType = 'error' in outcome ? outcome.kind : undefined;
+      const common = { [MESSAGING.system]: 'kafka', [MESSAGING.operationName]: 'send', 'error.type': errorType };
+      metrics.duration.record((performance.now() - started) / 1000, {
+        ...common,
+        [MESSAGING.operationType]: 'send',
+        [MESSAGING.destination]: topic,
+      });
+      for (const name of topics) {
+        const count = topic ? rows.length : rows.filter((row) => row.topic === name).length;
+        metrics.sent.add(count, { ...common, [MESSAGING.destination]: name });
+      }
+    },
+  };
+}
+
+function startSendSpan(t: Tracing, rows: readonly ClaimedRow[], topic: string | undefined) {
+  const { api } = t;
   const links: Link[] = [];
   for (const row of rows) {
     const creation = spanContextFromHeaders(api, row.headers);
@@ -107,13 +166,17 @@ export function startSendSpan(rows: readonly ClaimedRow[]): SendSpan | undefined
   );
   const active = api.trace.setSpan(api.ROOT_CONTEXT, span);
   return {
-    publishing: (publish) => api.context.with(active, publish),
-    end(outcome) {
+    publishing: <T>(publish: () => Promise<T>) => api.context.with(active, publish),
+    end(outcome: SendOutcome) {
       if ('error' in outcome) {
         span.setAttribute('eventual.relay.error_kind', outcome.kind);
         failSpan(api, span, outcome.error);
-      } else if (outcome.fenced > 0) {
-        span.setAttribute('eventual.relay.fenced', outcome.fenced);
+      } else {
+        if (outcome.fenced > 0) span.setAttribute('eventual.relay.fenced', outcome.fenced);
+        if (outcome.markError !== undefined) {
+          span.setAttribute('eventual.relay.mark_failed', true);
+          failSpan(api, span, outcome.markError);
+        }
       }
       span.end();
     },

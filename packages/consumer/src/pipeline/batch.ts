@@ -7,9 +7,9 @@ import { run } from '../sql/statement.js';
 import type { InboundRecord } from '../subscriber.js';
 import { settlePrepared } from './attempt.js';
 import { isReady, type PipelineContext, position, type Ready } from './context.js';
+import { observeRecord, observeRecordStart, type RecordObservation } from './observe.js';
 import { checkAlive, outageUnder } from './outage.js';
 import { prepare } from './prepare.js';
-import { type RecordSpan, startRecordSpan, traceRecord } from './trace.js';
 import { commit, invoke, rollback } from './transaction.js';
 
 /**
@@ -28,10 +28,12 @@ export async function settleBatch(
   if (signal.aborted) return 0;
   const prepared = records.map((record) => prepare(ctx, record));
   const ready = prepared.filter(isReady);
-  if (ready.length === records.length && (await attemptBatch(ctx, ready))) return records.length;
+  // A batch attempt counted the deliveries already; the records it rolled back are the same deliveries.
+  const attempted = ready.length === records.length;
+  if (attempted && (await attemptBatch(ctx, ready))) return records.length;
   let settled = 0;
   for (const [i, p] of prepared.entries()) {
-    if ((await traceRecord(ctx, records[i]!, () => settlePrepared(ctx, p, signal))) !== 'done') break;
+    if ((await observeRecord(ctx, records[i]!, () => settlePrepared(ctx, p, signal), !attempted)) !== 'done') break;
     settled += 1;
   }
   return settled;
@@ -39,9 +41,9 @@ export async function settleBatch(
 
 /**
  * True once the batch committed; false after a rollback (reported when it was not a
- * handler's failure). Each record's handler runs inside its own `process` span, which
- * ends with the batch: a rolled-back batch's spans say so, and the records then get
- * spans of their own as they are settled one by one.
+ * handler's failure). Each record is observed on its own (observe.ts): its handler runs
+ * inside its own `process` span, which ends with the batch; a rolled-back batch's spans
+ * say so, and the records then get spans of their own as they are settled one by one.
  */
 async function attemptBatch(ctx: PipelineContext, batch: Ready[]): Promise<boolean> {
   const { o, events, counters } = ctx;
@@ -54,8 +56,9 @@ async function attemptBatch(ctx: PipelineContext, batch: Ready[]): Promise<boole
   let claimed = new Map<string, number>();
   let handlersFailed = false;
   let trx: Knex.Transaction | undefined;
-  const spans = new Map<Ready, RecordSpan | undefined>(batch.map((r) => [r, startRecordSpan(ctx, r.record)]));
-  for (const span of spans.values()) span?.span.setAttribute('eventual.consumer.batch', true);
+  const observed = new Map<Ready, RecordObservation | undefined>(
+    batch.map((r) => [r, observeRecordStart(ctx, r.record, { delivered: true, batch: true })]),
+  );
   try {
     trx = await o.knex.transaction();
     const rows = await run<{ message_id: string; attempts: number }>(
@@ -70,10 +73,10 @@ async function attemptBatch(ctx: PipelineContext, batch: Ready[]): Promise<boole
     handlersFailed = true;
     for (const r of distinct) {
       const attempts = claimed.get(r.key.messageId);
-      const span = spans.get(r);
       if (attempts === undefined) continue;
       const handle = () => invoke(ctx, trx!, r, attempts);
-      await (span ? span.within(handle) : handle());
+      const observation = observed.get(r);
+      await (observation ? observation.within(handle) : handle());
     }
     await checkAlive(trx);
     handlersFailed = false;
@@ -87,10 +90,7 @@ async function attemptBatch(ctx: PipelineContext, batch: Ready[]): Promise<boole
       counters.errors += 1;
       events.emit('consumer:error', { ...first, instanceId: ctx.o.instanceId, error: asError(error), fatal: false });
     }
-    for (const span of spans.values()) {
-      span?.span.setAttribute('eventual.consumer.batch_rolled_back', true);
-      span?.end(error);
-    }
+    for (const observation of observed.values()) observation?.end({ rolledBack: error });
     return false;
   }
   const durationMs = Date.now() - started;
@@ -98,18 +98,17 @@ async function attemptBatch(ctx: PipelineContext, batch: Ready[]): Promise<boole
     const attempts = claimed.get(r.key.messageId);
     claimed.delete(r.key.messageId); // a later copy of the same id is a duplicate
     const at = position(ctx, r.record);
-    const span = spans.get(r);
-    spans.delete(r);
+    const observation = observed.get(r);
     if (attempts === undefined) {
-      span?.span.setAttribute('eventual.consumer.duplicate', true);
+      observation?.note({ duplicate: true });
       counters.duplicates += 1;
       events.emit('consumer:duplicate', { ...at, messageId: r.key.messageId });
     } else {
-      span?.span.setAttribute('eventual.consumer.attempts', attempts);
+      observation?.note({ attempts });
       counters.processed += 1;
       events.emit('consumer:processed', { ...at, message: r.message as Message, attempts, durationMs });
     }
-    span?.end();
+    observation?.end('done');
   }
   return true;
 }

@@ -4,8 +4,8 @@ import { type InboxKey, settleDead } from '../sql/inbox.js';
 import { run } from '../sql/statement.js';
 import type { InboundRecord } from '../subscriber.js';
 import { type PipelineContext, position, type Settled } from './context.js';
+import { noteRecord } from './observe.js';
 import { ABANDONED, untilAvailable } from './outage.js';
-import { noteRecord } from './trace.js';
 
 /**
  * Step 4, in one transaction: inbox row `dead` + the dead letter through the outbox,
@@ -40,22 +40,12 @@ export async function deadLetter(
   );
   if (result === ABANDONED) return 'abandoned';
   if (result === undefined) {
-    noteRecord((span) => span.setAttribute('eventual.consumer.duplicate', true));
+    noteRecord({ duplicate: true });
     counters.duplicates += 1;
     events.emit('consumer:duplicate', { ...at, messageId: inboxId });
     return 'done';
   }
-  noteRecord((span, api) => {
-    span.setAttributes({
-      'eventual.consumer.dead_lettered': true,
-      'eventual.consumer.dead_letter.reason': letter.reason,
-      'eventual.consumer.dead_letter.error_code': letter.errorCode,
-      'eventual.consumer.dead_letter.topic': topic,
-      'eventual.consumer.dead_letter.id': result.id,
-      'eventual.consumer.attempts': letter.attempts,
-    });
-    span.setStatus({ code: api.SpanStatusCode.ERROR, message: `dead-lettered (${letter.reason}): ${letter.error}` });
-  });
+  noteRecord({ deadLetter: { ...letter, topic, id: result.id } });
   counters.deadLettered += 1;
   events.emit('consumer:deadLettered', {
     ...at,

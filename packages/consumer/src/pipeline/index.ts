@@ -2,8 +2,8 @@ import type { InboundRecord } from '../subscriber.js';
 import { settlePrepared } from './attempt.js';
 import { settleBatch } from './batch.js';
 import type { PipelineContext, Settled } from './context.js';
+import { observeRecord } from './observe.js';
 import { prepare } from './prepare.js';
-import { traceRecord } from './trace.js';
 
 export type { PipelineContext, Settled } from './context.js';
 
@@ -36,12 +36,12 @@ export interface Pipeline {
  * `prepare.ts` (step 1; `hold.ts` for a type without a handler yet), `attempt.ts` (steps 2 and 3 for one record, in
  * `transaction.ts`'s record transaction), `batch.ts` (batch mode, falling back to
  * `attempt.ts` record by record), `dead-letter.ts` (step 4), `outage.ts` (waiting
- * out outages, and telling them apart from a handler's failures), and `trace.ts` (each
- * record settles inside its OpenTelemetry `process` span).
+ * out outages, and telling them apart from a handler's failures), and `observe.ts` (each
+ * record settles inside its OpenTelemetry `process` span, and is counted and timed).
  */
 export function createPipeline(ctx: PipelineContext): Pipeline {
   return {
-    settle: (record, signal) => traceRecord(ctx, record, () => settlePrepared(ctx, prepare(ctx, record), signal)),
+    settle: (record, signal) => observeRecord(ctx, record, () => settlePrepared(ctx, prepare(ctx, record), signal)),
     settleBatch: (records, signal) => settleBatch(ctx, records, signal),
   };
 }

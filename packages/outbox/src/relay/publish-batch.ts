@@ -5,7 +5,7 @@ import type { OutboundRecord } from '../publisher.js';
 import type { ClaimedRow } from '../sql/claim.js';
 import { type Fence, markFailed, markPublished } from '../sql/mark.js';
 import { run } from '../sql/statement.js';
-import { startSendSpan } from '../telemetry.js';
+import { observeSend } from '../telemetry.js';
 import type { RelayContext } from './context.js';
 
 /**
@@ -28,24 +28,24 @@ export async function publishBatch(
     value: row.payload,
     headers: row.headers,
   }));
-  const span = startSendSpan(rows);
+  const observed = observeSend(rows);
   try {
-    await (span ? span.publishing(() => ctx.r.publisher.publish(records)) : ctx.r.publisher.publish(records));
+    await (observed ? observed.publishing(() => ctx.r.publisher.publish(records)) : ctx.r.publisher.publish(records));
   } catch (error) {
     const failure =
       error instanceof PublishError
         ? error
         : new PublishError('retriable', `publisher failed: ${errorMessage(error)}`, error);
-    span?.end({ error: failure, kind: failure.kind });
+    observed?.end({ error: failure, kind: failure.kind });
     return publishFailed(ctx, rows, fence, failure);
   }
   const downtimeMs = ctx.brokerOutage.end();
   if (downtimeMs !== undefined) ctx.events.emit('relay:brokerAvailable', { instanceId: ctx.r.instanceId, downtimeMs });
   try {
     const fenced = await markBatchPublished(ctx, rows, fence, started);
-    span?.end({ fenced });
+    observed?.end({ fenced });
   } catch (error) {
-    span?.end({ error, kind: 'mark' });
+    observed?.end({ fenced: 0, markError: error });
     throw error;
   }
   return undefined;
