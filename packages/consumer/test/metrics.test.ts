@@ -1,34 +1,12 @@
 import { HEADER } from '@eventual/outbox';
-import { metrics } from '@opentelemetry/api';
-import { type DataPoint, type Histogram, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { recordMetrics } from '../../outbox/test/telemetry-support.js';
 import { orderPaymentChain } from './chain-support.js';
 import { consumerFixture } from './support.js';
 
 const fixture = consumerFixture('metrics');
 
-/** Collects on demand, as a Prometheus scrape would. */
-class OnDemandReader extends MetricReader {
-  protected override async onForceFlush(): Promise<void> {}
-  protected override async onShutdown(): Promise<void> {}
-}
-const reader = new OnDemandReader();
-beforeAll(() => void metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] })));
-afterAll(() => metrics.disable());
-
-/** The data points of metric `name` whose attributes include `attributes`. */
-async function points(name: string, attributes: Record<string, unknown>): Promise<DataPoint<unknown>[]> {
-  const { resourceMetrics } = await reader.collect();
-  const metric = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics).find((m) => m.descriptor.name === name);
-  const all = (metric?.dataPoints ?? []) as DataPoint<unknown>[];
-  return all.filter((p) => Object.entries(attributes).every(([k, v]) => p.attributes[k] === v));
-}
-/** A counter's total over the matching points. */
-const total = async (name: string, attributes: Record<string, unknown>) =>
-  (await points(name, attributes)).reduce((sum, p) => sum + (p.value as number), 0);
-/** A histogram's observation count over the matching points. */
-const observations = async (name: string, attributes: Record<string, unknown>) =>
-  (await points(name, attributes)).reduce((sum, p) => sum + (p.value as Histogram).count, 0);
+const { total, observations, points } = recordMetrics();
 
 describe('metrics (OpenTelemetry messaging metrics, and eventual.* counters)', () => {
   it('counts what the relays sent and the consumers consumed, timed, with duplicates and dead letters by reason', async () => {

@@ -3,7 +3,7 @@ import { createTopics, randomTopic } from '@eventual/devstack/testing';
 import { HEADER, type MessageInput } from '@eventual/outbox';
 import { type Span, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
-import { ids, only, recordSpans, traceparentOf } from '../../outbox/test/tracing-support.js';
+import { ids, only, recordSpans, traceparentOf } from '../../outbox/test/telemetry-support.js';
 import { orderPaymentChain } from './chain-support.js';
 import { apply, consumerFixture, uniqueName } from './support.js';
 

@@ -60,10 +60,11 @@ export {
   statementRunner,
 } from './sql/statement.js';
 export {
-  DURATION_BUCKETS_S,
+  durationHistogram,
   failSpan,
   instruments,
   MESSAGING,
+  messageCounter,
   spanContextFromHeaders,
   type TelemetryApi,
   TRACE_HEADER,

@@ -111,8 +111,22 @@ export function instruments<T extends object>(
   };
 }
 
-/** The explicit bucket boundaries (seconds) the messaging conventions give their duration histograms. */
-export const DURATION_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+/** A counter of messages (unit `{message}`), for `instruments`. */
+export function messageCounter(meter: OtelApi.Meter, name: string, description: string): OtelApi.Counter {
+  return meter.createCounter(name, { unit: '{message}', description });
+}
+
+/**
+ * A duration histogram in seconds with the explicit bucket boundaries the messaging
+ * conventions give theirs, for `instruments`.
+ */
+export function durationHistogram(meter: OtelApi.Meter, name: string, description: string): OtelApi.Histogram {
+  return meter.createHistogram(name, {
+    unit: 's',
+    description,
+    advice: { explicitBucketBoundaries: [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10] },
+  });
+}
 
 /** A span context as the W3C `traceparent` (and `tracestate`, when it has one) headers. */
 export function traceHeaders(span: OtelApi.SpanContext): Record<string, string> {

@@ -8,10 +8,11 @@
  */
 
 import {
-  DURATION_BUCKETS_S,
+  durationHistogram,
   failSpan,
   instruments,
   MESSAGING,
+  messageCounter,
   spanContextFromHeaders,
   type Tracing,
   traceHeaders,
@@ -76,16 +77,16 @@ function startCreateSpan(t: Tracing, input: MessageInput, state: 'pending' | 'pr
 }
 
 const relayInstruments = instruments(TRACER, (meter) => ({
-  sent: meter.createCounter('messaging.client.sent.messages', {
-    unit: '{message}',
-    description: 'Messages the relay attempted to send to Kafka (error.type set when the send failed).',
-  }),
-  duration: meter.createHistogram('messaging.client.operation.duration', {
-    unit: 's',
-    description:
-      'Duration of one relay send (a batch), from the publish call to the broker acknowledgement or failure.',
-    advice: { explicitBucketBoundaries: DURATION_BUCKETS_S },
-  }),
+  sent: messageCounter(
+    meter,
+    'messaging.client.sent.messages',
+    'Messages the relay attempted to send to Kafka (error.type set when the send failed).',
+  ),
+  duration: durationHistogram(
+    meter,
+    'messaging.client.operation.duration',
+    'Duration of one relay send (a batch), from the publish call to the broker acknowledgement or failure.',
+  ),
 }));
 
 /** How a relay batch's send ended. */

@@ -1,25 +1,13 @@
 import { createTopics, randomTopic } from '@eventual/devstack/testing';
 import { createKafkaPublisher, PublishError, type Publisher } from '@eventual/outbox';
-import { metrics } from '@opentelemetry/api';
-import { type DataPoint, type Histogram, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DataPoint, Histogram } from '@opentelemetry/sdk-metrics';
+import { describe, expect, it } from 'vitest';
 import { outboxFixture } from './support.js';
+import { recordMetrics } from './telemetry-support.js';
 
 const fixture = outboxFixture('relay_metrics');
 
-class OnDemandReader extends MetricReader {
-  protected override async onForceFlush(): Promise<void> {}
-  protected override async onShutdown(): Promise<void> {}
-}
-const reader = new OnDemandReader();
-beforeAll(() => void metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] })));
-afterAll(() => metrics.disable());
-
-async function points(name: string): Promise<DataPoint<unknown>[]> {
-  const { resourceMetrics } = await reader.collect();
-  const metric = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics).find((m) => m.descriptor.name === name);
-  return (metric?.dataPoints ?? []) as DataPoint<unknown>[];
-}
+const { points } = recordMetrics();
 
 describe('relay metrics', () => {
   it('counts a failed send with its error.type, then the retry that got through, each timed', async () => {

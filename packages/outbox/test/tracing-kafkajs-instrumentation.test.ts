@@ -6,7 +6,7 @@ import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { KafkaJsInstrumentation } from '@opentelemetry/instrumentation-kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { outboxFixture } from './support.js';
-import { ids, only, recordSpans, traceparentOf } from './tracing-support.js';
+import { ids, only, recordSpans, traceparentOf } from './telemetry-support.js';
 
 const fixture = outboxFixture('otel_kafkajs');
 const recorder = recordSpans();

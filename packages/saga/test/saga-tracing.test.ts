@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { SpanStatusCode } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { describe, expect, it } from 'vitest';
-import { ids, only, recordSpans } from '../../outbox/test/tracing-support.js';
+import { ids, only, recordSpans } from '../../outbox/test/telemetry-support.js';
 import type { SagaTopics } from './fixtures/three-step-saga.js';
 import { sagaWorld } from './saga-support.js';
 

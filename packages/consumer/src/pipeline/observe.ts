@@ -19,10 +19,11 @@
 
 import { AsyncLocalStorage } from 'node:async_hooks';
 import {
-  DURATION_BUCKETS_S,
+  durationHistogram,
   failSpan,
   instruments,
   MESSAGING,
+  messageCounter,
   spanContextFromHeaders,
   type Tracing,
   tracing,
@@ -36,23 +37,22 @@ import type { PipelineContext, Settled } from './context.js';
 const SCOPE = '@eventual/consumer';
 
 const consumerInstruments = instruments(SCOPE, (meter) => ({
-  consumed: meter.createCounter('messaging.client.consumed.messages', {
-    unit: '{message}',
-    description: 'Records delivered to the consumer, once per delivery.',
-  }),
-  duration: meter.createHistogram('messaging.process.duration', {
-    unit: 's',
-    description: 'Time to settle a record: inbox claim, handler attempts and retries, or its dead letter.',
-    advice: { explicitBucketBoundaries: DURATION_BUCKETS_S },
-  }),
-  duplicates: meter.createCounter('eventual.consumer.duplicates', {
-    unit: '{message}',
-    description: 'Records the inbox already had: nothing ran.',
-  }),
-  deadLettered: meter.createCounter('eventual.consumer.dead_lettered', {
-    unit: '{message}',
-    description: 'Records sent to their dead-letter topic, by reason.',
-  }),
+  consumed: messageCounter(
+    meter,
+    'messaging.client.consumed.messages',
+    'Records delivered to the consumer, once per delivery.',
+  ),
+  duration: durationHistogram(
+    meter,
+    'messaging.process.duration',
+    'Time to settle a record: inbox claim, handler attempts and retries, or its dead letter.',
+  ),
+  duplicates: messageCounter(meter, 'eventual.consumer.duplicates', 'Records the inbox already had: nothing ran.'),
+  deadLettered: messageCounter(
+    meter,
+    'eventual.consumer.dead_lettered',
+    'Records sent to their dead-letter topic, by reason.',
+  ),
 }));
 
 /** What happened to a record, as the pipeline's steps note it. */

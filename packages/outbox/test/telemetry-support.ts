@@ -1,5 +1,6 @@
-import { context, type SpanContext, trace } from '@opentelemetry/api';
+import { context, metrics, type SpanContext, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { type DataPoint, type Histogram, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import {
   BasicTracerProvider,
   InMemorySpanExporter,
@@ -48,3 +49,35 @@ export function only(spans: ReadableSpan[], name: string, traceId?: string): Rea
 /** The W3C traceparent of a span context, as eventual writes it into message headers. */
 export const traceparentOf = (span: SpanContext) =>
   `00-${span.traceId}-${span.spanId}-${span.traceFlags.toString(16).padStart(2, '0')}`;
+
+/** Collects on demand, as a Prometheus scrape would. */
+class OnDemandReader extends MetricReader {
+  protected override async onForceFlush(): Promise<void> {}
+  protected override async onShutdown(): Promise<void> {}
+}
+
+/**
+ * Registers a meter provider for the test file, read on demand, and unregisters it
+ * after the file. No tracer provider: metrics need none.
+ */
+export function recordMetrics() {
+  const reader = new OnDemandReader();
+  beforeAll(() => void metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] })));
+  afterAll(() => metrics.disable());
+  /** The data points of metric `name` whose attributes include `attributes`. */
+  const points = async (name: string, attributes: Record<string, unknown> = {}): Promise<DataPoint<unknown>[]> => {
+    const { resourceMetrics } = await reader.collect();
+    const metric = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics).find((m) => m.descriptor.name === name);
+    const all = (metric?.dataPoints ?? []) as DataPoint<unknown>[];
+    return all.filter((p) => Object.entries(attributes).every(([k, v]) => p.attributes[k] === v));
+  };
+  return {
+    points,
+    /** A counter's total over the matching points. */
+    total: async (name: string, attributes: Record<string, unknown> = {}) =>
+      (await points(name, attributes)).reduce((sum, p) => sum + (p.value as number), 0),
+    /** A histogram's observation count over the matching points. */
+    observations: async (name: string, attributes: Record<string, unknown> = {}) =>
+      (await points(name, attributes)).reduce((sum, p) => sum + (p.value as Histogram).count, 0),
+  };
+}
