@@ -31,6 +31,7 @@ export {
   migrationSource,
   runMigrations,
   type TableMigrationOptions,
+  type TableUpgrade,
   tableMigrations,
 } from './migrations.js';
 export {

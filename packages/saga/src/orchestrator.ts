@@ -245,12 +245,13 @@ async function advanceSaga(
   if (!definition) throw new SagaStateError(row.id, `no saga named '${row.type}' is registered with this orchestrator`);
   const t = await drive(definition, row, event, c.deps, (action, state) => runLocal(trx, action, state));
   let saved = row;
-  const spans = startTransitionSpans(t.state, t.logged, event.kind === 'wake');
+  // A sweep runs on the scheduler: it continues the saga's trace from the row, not the job's context.
+  const spans = startTransitionSpans(t.state, t.logged, event.kind === 'wake' ? row.traceContext : undefined);
   try {
     if (t.changed) {
       const enqueue = () => send.enqueue(t.commands);
       if (t.commands.length > 0) await (spans ? spans.sending(enqueue) : enqueue());
-      const next: SagaRow = { ...row, ...t.state };
+      const next: SagaRow = { ...row, ...t.state, traceContext: spans?.traceContext() ?? null };
       const [updated] = await run<{ version: number }>(
         trx,
         updateSaga(c.o.sagasTable, next, JSON.stringify(next.data)),
@@ -300,7 +301,7 @@ function afterCommit(
 }
 
 function toInstance<D extends SagaData>(o: ResolvedOrchestratorOptions, row: SagaRow): SagaInstance<D> {
-  const { version, createdAt, updatedAt, ...state } = row;
+  const { version, createdAt, updatedAt, traceContext: _, ...state } = row;
   return {
     ...state,
     step: o.definitions.get(row.type)?.steps[row.step]?.name ?? String(row.step),

@@ -50,6 +50,8 @@ export interface SagaState {
 
 /** A row of the saga store. */
 export interface SagaRow extends SagaState {
+  /** The W3C trace headers (JSON) of the last traced transition, or null: where a sweep continues the trace. */
+  traceContext: string | null;
   /** Optimistic concurrency: every update names the version it read and bumps it. */
   version: number;
   createdAt: Date;

@@ -5,11 +5,13 @@
  * `compensate <saga>/<step>` undoing, so compensations stand out in a trace. They are
  * children of the span active where the saga advanced: the caller's at `start`, the
  * reply's `process` span otherwise, so with the participants' spans a saga is one
- * trace. The command a transition sends is enqueued inside its `sent` span. Without a
- * registered tracer provider none of this runs (see core's telemetry.ts).
+ * trace. The command a transition sends is enqueued inside its `sent` span. The saga
+ * row keeps the last transition's context, so the sweep (deadlines, retries), which
+ * runs on the scheduler, continues the saga's trace instead of starting one. Without
+ * a registered tracer provider none of this runs (see core's telemetry.ts).
  */
 
-import { failSpan, tracing } from '@eventual/core';
+import { failSpan, spanContextFromHeaders, type TelemetryApi, traceHeaders, tracing } from '@eventual/core';
 import type { Span } from '@opentelemetry/api';
 import type { SagaHistoryEntry, SagaState } from './state.js';
 
@@ -21,23 +23,26 @@ export interface TransitionSpans {
   sending<T>(enqueue: () => Promise<T>): Promise<T>;
   /** Ends every span, failed with `error` if the advance did not save. */
   end(error?: unknown): void;
+  /** The W3C headers (JSON) of the last transition's span: what the saga row keeps for a later sweep. */
+  traceContext(): string;
 }
 
 /**
  * Starts a span per entry in `logged`, at the entry's time, for the saga `state` after
- * the advance; undefined when tracing is off or nothing was logged. `detached`: the
- * advance was a sweep, whose context is the scheduler's, not the saga's.
+ * the advance; undefined when tracing is off or nothing was logged. `stored`, for a
+ * sweep (whose active context is the scheduler's, not the saga's): the trace context
+ * the saga row kept from its last traced transition, the parent (null: a new trace).
  */
 export function startTransitionSpans(
   state: SagaState,
   logged: readonly SagaHistoryEntry[],
-  detached: boolean,
+  stored: string | null | undefined,
 ): TransitionSpans | undefined {
   if (logged.length === 0) return undefined;
   const t = tracing(TRACER);
   if (!t) return undefined;
   const { api } = t;
-  const parent = detached ? api.ROOT_CONTEXT : api.context.active();
+  const parent = stored === undefined ? api.context.active() : storedContext(api, stored);
   const spans: Span[] = logged.map((entry) =>
     t.tracer.startSpan(
       `${entry.phase === 'compensate' ? 'compensate' : 'step'} ${state.type}/${entry.step}`,
@@ -70,5 +75,21 @@ export function startTransitionSpans(
         span.end();
       }
     },
+    traceContext: () => JSON.stringify(traceHeaders(spans.at(-1)!.spanContext())),
   };
+}
+
+/** The context a saga row kept, as a parent; the root when there is none or it does not parse. */
+function storedContext(api: TelemetryApi, stored: string | null) {
+  let headers: unknown;
+  try {
+    headers = stored === null ? null : JSON.parse(stored);
+  } catch {
+    return api.ROOT_CONTEXT;
+  }
+  const span =
+    headers !== null && typeof headers === 'object'
+      ? spanContextFromHeaders(api, headers as Record<string, string>)
+      : undefined;
+  return span ? api.trace.setSpanContext(api.ROOT_CONTEXT, span) : api.ROOT_CONTEXT;
 }

@@ -3,7 +3,7 @@ import { SpanStatusCode } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { describe, expect, it } from 'vitest';
 import { ids, only, recordSpans } from '../../outbox/test/telemetry-support.js';
-import type { SagaTopics } from './fixtures/three-step-saga.js';
+import { type SagaTopics, threeStepSaga } from './fixtures/three-step-saga.js';
 import { sagaWorld } from './saga-support.js';
 
 const world = sagaWorld('saga_tracing');
@@ -141,5 +141,46 @@ describe('saga tracing', () => {
       'eventual.saga.outcome': 'succeeded',
       'eventual.saga.status': 'compensated',
     });
+  });
+
+  it("continues the saga's trace when the deadline sweep acts on it, from the context the saga row kept", async () => {
+    const topics = await world.topics();
+    await Promise.all([world.participant('a', topics), world.participant('b', topics)]);
+    const c = await world.participant('c', topics, { start: false }); // down until the sweep has acted
+    const saga = threeStepSaga(topics, 'with-deadline', { afterMs: 300, onTimeout: 'retry', maxAttempts: 3 });
+    const service = await world.orchestrator(topics, [saga]);
+    const sagaId = `deadline-${randomUUID()}`;
+    await recorder
+      .tracer()
+      .startActiveSpan(`book ${sagaId}`, (span) =>
+        service.knex
+          .transaction((trx) => service.orchestrator.start(trx, saga, { id: sagaId, data: { replies: [] } }))
+          .finally(() => span.end()),
+      );
+    await expect
+      .poll(() => transitions(recorder.spans(), sagaId).map(described), wait)
+      .toEqual([
+        'step with-deadline/a sent',
+        'step with-deadline/a succeeded',
+        'step with-deadline/b sent',
+        'step with-deadline/b succeeded',
+        'step with-deadline/c sent',
+      ]);
+    // No scheduler here: the sweep runs when the test calls it, as the cron job would once the deadline passed.
+    await expect.poll(() => service.orchestrator.sweep(), wait).toBe(1);
+    await c.start();
+    await expect
+      .poll(() => transitions(recorder.spans(), sagaId).map(described).slice(5), wait)
+      .toEqual(['step with-deadline/c timed-out', 'step with-deadline/c sent', 'step with-deadline/c succeeded']);
+
+    const root = only(recorder.spans(), `book ${sagaId}`);
+    const steps = transitions(recorder.spans(), sagaId);
+    expect(new Set(steps.map((s) => ids(s).traceId))).toEqual(new Set([ids(root).traceId]));
+    // The sweep's transitions hang under the transition the saga was waiting on: c's first command.
+    const [firstSend, timedOut, resent] = [steps[4]!, steps[5]!, steps[6]!];
+    expect(ids(timedOut).parent).toBe(ids(firstSend).spanId);
+    expect(ids(resent).parent).toBe(ids(firstSend).spanId);
+    expect(timedOut.status.code).toBe(SpanStatusCode.ERROR);
+    expect(resent.attributes).toMatchObject({ 'eventual.saga.outcome': 'sent', 'eventual.saga.attempt': 2 });
   });
 });
