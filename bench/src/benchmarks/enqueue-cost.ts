@@ -1,5 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { createOutbox } from '@eventual/outbox';
+import { context, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Knex } from 'knex';
 import { connect, messageOf, sleep } from '../fixtures.js';
 import { type Benchmark, figure, type Sample } from '../harness.js';
@@ -12,8 +15,38 @@ const RATES_PER_S = [200, 500];
 /** Transactions per block; the sides alternate block by block so both see the same machine. */
 const BLOCK = 100;
 
-type Side = 'business' | 'enqueue' | 'previous';
-const SIDES: Side[] = ['business', 'enqueue', 'previous'];
+type Side = 'business' | 'enqueue' | 'previous' | 'traced';
+const SIDES: Side[] = ['business', 'enqueue', 'previous', 'traced'];
+
+/** Spans exported nowhere, only counted: the SDK's work (ids, attributes, batching) without an exporter's. */
+let exportedSpans = 0;
+const discard: SpanExporter = {
+  export: (spans, done) => {
+    exportedSpans += spans.length;
+    done({ code: 0 });
+  },
+  shutdown: async () => {},
+};
+
+/**
+ * An OpenTelemetry SDK registered only while the `traced` side runs (the other sides
+ * measure the enqueue with none, its no-op path): a tracer provider batching to
+ * `discard`, and the AsyncLocalStorage context manager a Node.js SDK installs.
+ */
+const sdk = {
+  provider: new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(discard)] }),
+  contextManager: new AsyncLocalStorageContextManager(),
+  enter(side: Side) {
+    if (side !== 'traced') return;
+    context.setGlobalContextManager(this.contextManager.enable());
+    trace.setGlobalTracerProvider(this.provider);
+  },
+  leave(side: Side) {
+    if (side !== 'traced') return;
+    trace.disable();
+    context.disable();
+  },
+};
 
 /**
 /**
@@ -66,6 +99,12 @@ interface SideRun {
  * transactions (uncontended) or 1 s (rates), so both see the same machine. CPU per
  * transaction: this process's CPU (process.cpuUsage) over each side's blocks, which
  * includes the NOTIFY the outbox sends after each commit.
+ *
+ * Tracing (issue 13): those sides run with `@opentelemetry/api` installed and no SDK
+ * registered, the no-op path every untraced service takes. A fourth side registers an
+ * SDK for its blocks only (spans batched to an exporter that drops them) and enqueues
+ * inside an active span, as a traced request does; its figures are against the
+ * untraced enqueue: what turning tracing on costs.
  */
 const enqueueCost: Benchmark = {
   name: 'enqueue-cost',
@@ -74,7 +113,9 @@ const enqueueCost: Benchmark = {
   description:
     'One transaction inserting a business row (bigserial id, text, int, 300-byte jsonb) plus outbox.enqueue of one ' +
     'message (300-byte payload), against the same transaction without the enqueue; knex, pool of 20, same ' +
-    'process; sides interleaved in blocks; uncontended and at fixed rates.',
+    'process; sides interleaved in blocks; uncontended and at fixed rates. Tracing: the untraced sides run with ' +
+    '@opentelemetry/api installed and no SDK; a traced side registers an SDK (spans batched, then dropped) for ' +
+    'its blocks only and enqueues inside an active span.',
   async run(ctx) {
     const perSide = ctx.size(3_000, 200);
     const rateMs = ctx.size(1_000, 300);
@@ -107,8 +148,23 @@ const enqueueCost: Benchmark = {
             await business(trx, i);
             await previousEnqueue(trx, i);
           }),
+        // The caller's span, as a traced request handler has, and the message's create span under it.
+        traced: (i) =>
+          trace.getTracer('bench').startActiveSpan('checkout', (span) =>
+            knex
+              .transaction(async (trx) => {
+                await business(trx, i);
+                await outbox.enqueue(trx, messageOf(i, 'orders', KEYS, PAYLOAD_BYTES));
+              })
+              .finally(() => span.end()),
+          ),
       };
-      for (let i = 0; i < ctx.size(300, 30); i++) for (const side of SIDES) await tx[side](i); // warm up
+      for (let i = 0; i < ctx.size(300, 30); i++) {
+        for (const side of SIDES) {
+          sdk.enter(side);
+          await tx[side](i).finally(() => sdk.leave(side)); // warm up
+        }
+      }
 
       const samples: Record<string, Sample[]> = {};
       const push = (id: string, value: number, baseline: number) => {
@@ -130,6 +186,8 @@ const enqueueCost: Benchmark = {
         push('uncontended.cpu', cpu(u.enqueue), cpu(u.business));
         push('previous.p50', s(u.previous).p50, s(u.business).p50);
         push('previous.cpu', cpu(u.previous), cpu(u.business));
+        push('traced.p50', s(u.traced).p50, s(u.enqueue).p50);
+        push('traced.cpu', cpu(u.traced), cpu(u.enqueue));
         for (const rate of RATES_PER_S) {
           const r = result.rates[rate]!;
           push(`rate${rate}.p50`, s(r.enqueue).p50, s(r.business).p50);
@@ -150,6 +208,9 @@ const enqueueCost: Benchmark = {
           uncontended: summary(u),
           rates: Object.fromEntries(RATES_PER_S.map((rate) => [rate, summary(result.rates[rate]!)])),
         });
+        // Proof the traced side traced: a checkout and a create span per transaction.
+        await sdk.provider.forceFlush();
+        ctx.log(`rep ${rep}: traced side exported ${exportedSpans} spans so far`);
         ctx.log(
           `rep ${rep}: uncontended p50 ${round(s(u.enqueue).p50, 3)} vs ${round(s(u.business).p50, 3)} ms ` +
             `(previous enqueue ${round(s(u.previous).p50, 3)}); cpu ${round(cpu(u.enqueue), 3)} vs ${round(cpu(u.business), 3)} ms`,
@@ -157,6 +218,7 @@ const enqueueCost: Benchmark = {
       }
       const ms = { unit: 'ms', better: 'lower' as const };
       const base = 'the same transaction without the enqueue';
+      const untraced = 'the same enqueue with no SDK registered';
       const target = { on: 'ratio' as const, op: '<=' as const, threshold: 1.3 };
       const f = (id: string, label: string, extra: object = {}) =>
         figure({ id, label, baselineLabel: base, ...ms, ...extra }, samples[id]!);
@@ -166,6 +228,17 @@ const enqueueCost: Benchmark = {
           f('uncontended.cpu', 'Insert + enqueue, uncontended, CPU of the application per transaction'),
           f('previous.p50', 'Insert + previous enqueue (09e0d08), uncontended, latency p50'),
           f('previous.cpu', 'Insert + previous enqueue (09e0d08), uncontended, CPU per transaction'),
+          // Against the untraced enqueue: what registering an SDK adds (the untraced figures above are the no-SDK cost).
+          f('traced.p50', 'Insert + enqueue in a span, OpenTelemetry SDK registered, uncontended, latency p50', {
+            baselineLabel: untraced,
+          }),
+          f(
+            'traced.cpu',
+            'Insert + enqueue in a span, OpenTelemetry SDK registered, uncontended, CPU per transaction',
+            {
+              baselineLabel: untraced,
+            },
+          ),
           ...RATES_PER_S.flatMap((rate) => [
             f(`rate${rate}.p50`, `Insert + enqueue at ${rate}/s, latency p50`, rate === 200 ? { target } : {}),
             f(`rate${rate}.p99`, `Insert + enqueue at ${rate}/s, latency p99`),
@@ -208,6 +281,7 @@ async function runUncontended(tx: Record<Side, (i: number) => Promise<void>>, pe
   for (let from = 0; from < perSide; from += BLOCK) {
     for (const side of SIDES) {
       const run = runs[side];
+      sdk.enter(side);
       const cpu = process.cpuUsage();
       for (let i = from; i < Math.min(perSide, from + BLOCK); i++) {
         const t = performance.now();
@@ -217,6 +291,7 @@ async function runUncontended(tx: Record<Side, (i: number) => Promise<void>>, pe
       }
       await sleep(5); // the last commit's NOTIFY lands in this side's CPU
       const used = process.cpuUsage(cpu);
+      sdk.leave(side);
       run.cpuUs += used.user + used.system;
     }
   }
@@ -230,6 +305,7 @@ async function runPaced(tx: Record<Side, (i: number) => Promise<void>>, rate: nu
   for (let b = 0; b < blocks; b++) {
     for (const side of SIDES) {
       const run = runs[side];
+      sdk.enter(side);
       const cpu = process.cpuUsage();
       const { sent } = await paced(rate, blockMs, async () => {
         const t = performance.now();
@@ -239,6 +315,7 @@ async function runPaced(tx: Record<Side, (i: number) => Promise<void>>, rate: nu
       run.count += sent;
       await sleep(5);
       const used = process.cpuUsage(cpu);
+      sdk.leave(side);
       run.cpuUs += used.user + used.system;
     }
   }

@@ -71,11 +71,10 @@ export function deadLetterMessages(
     causationId: inboxId.length <= 200 ? inboxId : undefined,
   };
   // The outbox writes the standard headers itself and refuses them (in any letter
-  // case) in `headers`; only the original's own traceparent travels on, so the dead
-  // letter continues the record's trace.
-  const copied = Object.fromEntries(
-    Object.entries(original).filter(([name]) => name === HEADER.traceparent || !STANDARD.has(name.toLowerCase())),
-  );
+  // case) in `headers`. The trace headers are among them: the dead letter is enqueued
+  // inside the record's `process` span, so its own creation context continues the
+  // record's trace, one hop further.
+  const copied = Object.fromEntries(Object.entries(original).filter(([name]) => !STANDARD.has(name.toLowerCase())));
   const { payload, encoding } = valueAsPayload(record.value);
   return {
     full: { ...base, payload, headers: { ...copied, ...dlqHeaders, [DLQ_HEADER.valueEncoding]: encoding } },

@@ -76,6 +76,7 @@ export function createKafkaSubscriber(options: KafkaSubscriberOptions): Subscrib
   let closing: Promise<void> | undefined;
 
   return {
+    groupId,
     async subscribe(topics, handlers) {
       if (consumer)
         throw new InvalidOptionError(

@@ -76,6 +76,8 @@ export interface SubscriptionHandlers {
  * record before it) settled; partitions may be delivered concurrently.
  */
 export interface Subscriber {
+  /** The consumer group it joins, when it has one: the `messaging.consumer.group.name` of the consumer's spans. */
+  readonly groupId?: string;
   /** Joins the consumer group for `topics` and starts delivering; resolves once running. */
   subscribe(topics: string[], handlers: SubscriptionHandlers): Promise<void>;
   /**

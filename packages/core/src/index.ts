@@ -31,6 +31,7 @@ export {
   migrationSource,
   runMigrations,
   type TableMigrationOptions,
+  type TableUpgrade,
   tableMigrations,
 } from './migrations.js';
 export {
@@ -59,6 +60,19 @@ export {
   schemaTranslator,
   statementRunner,
 } from './sql/statement.js';
+export {
+  durationHistogram,
+  failSpan,
+  instruments,
+  MESSAGING,
+  messageCounter,
+  spanContextFromHeaders,
+  type TelemetryApi,
+  TRACE_HEADER,
+  type Tracing,
+  traceHeaders,
+  tracing,
+} from './telemetry.js';
 export {
   compareTopic,
   type EnsuredTopic,

@@ -45,20 +45,46 @@ export interface TableMigrationOptions {
   table?: string;
 }
 
+/** A later migration of a package's one table: `<schema>.<table>.<name>`, e.g. `002_trace_context`. */
+export interface TableUpgrade {
+  /** Its name after the table's, e.g. `002_trace_context`: never change it once released. */
+  name: string;
+  /** Statements that apply it, in order. */
+  up: string[];
+  /** Statements that undo it, in order. */
+  down: string[];
+}
+
+/** A table as `tableMigrations`' callbacks see it. */
+type MigratedTable = { qualified: string; name: string; q: (name: string) => string };
+
 /**
  * The migrations of a package that owns one table (`<schema>.<table>.001_create`): the
  * schema if needed, then `create`'s statements in order; `down` drops the table and
- * whatever `drop` lists (its functions). `q(name)` quotes a name in the schema.
+ * whatever `drop` lists (its functions). `q(name)` quotes a name in the schema. Later
+ * changes are `upgrades`, applied in order after it (a released migration is never edited).
  */
 export function tableMigrations(
   options: TableMigrationOptions,
   defaultTable: string,
-  create: (table: { qualified: string; name: string; q: (name: string) => string }) => string[],
-  drop: (table: { qualified: string; name: string; q: (name: string) => string }) => string[] = () => [],
+  create: (table: MigratedTable) => string[],
+  drop: (table: MigratedTable) => string[] = () => [],
+  upgrades: (table: MigratedTable) => TableUpgrade[] = () => [],
 ): Knex.MigrationSource<Migration> {
   const schema = identifier('schema', options.schema ?? 'eventual');
   const name = identifier('table', options.table ?? defaultTable);
   const table = { qualified: qualified(schema, name), name, q: (n: string) => qualified(schema, n) };
+  const later = upgrades(table).map(
+    (upgrade): Migration => ({
+      name: `${schema}.${name}.${upgrade.name}`,
+      async up(knex) {
+        for (const statement of upgrade.up) await knex.raw(statement);
+      },
+      async down(knex) {
+        for (const statement of upgrade.down) await knex.raw(statement);
+      },
+    }),
+  );
   return migrationSource([
     {
       name: `${schema}.${name}.001_create`,
@@ -71,5 +97,6 @@ export function tableMigrations(
         for (const statement of drop(table)) await knex.raw(statement);
       },
     },
+    ...later,
   ]);
 }

@@ -1,3 +1,4 @@
+import { TRACE_HEADER } from '@eventual/core';
 import type { Kafka, Producer, ProducerConfig, TopicMessages } from 'kafkajs';
 import { PublishError, type PublishErrorKind } from './errors.js';
 import { withKafkaAdmin } from './kafka-connect.js';
@@ -100,6 +101,31 @@ export function classifyKafkaError(error: unknown): PublishErrorKind {
   return 'retriable';
 }
 
+const TRACE_NAMES = new Set<string | symbol>(Object.values(TRACE_HEADER));
+
+/**
+ * A record's headers as kafkajs gets them. A message's `traceparent`/`tracestate` are
+ * its creation context, written at enqueue, and travel unchanged: a client
+ * instrumentation (`@opentelemetry/instrumentation-kafkajs` injects its own send
+ * span's context into every record it sends) would otherwise replace them, and
+ * consumers would hang under the relay's send instead of the producer's `create`
+ * span. Its writes to them are ignored (a strict-mode assignment that a Proxy accepts
+ * without storing: a frozen object would make the instrumentation throw and the send
+ * fail); other headers it adds go to a copy, never to the claimed row. A message
+ * without trace headers is passed as it is (no allocation), and may be traced by it.
+ */
+function keepCreationContext(headers: Record<string, string>): Record<string, string> {
+  if (headers[TRACE_HEADER.traceparent] === undefined) return headers;
+  return new Proxy(
+    { ...headers },
+    {
+      set: (target, name, value) => TRACE_NAMES.has(name) || Reflect.set(target, name, value),
+      defineProperty: (target, name, descriptor) =>
+        TRACE_NAMES.has(name) || Reflect.defineProperty(target, name, descriptor),
+    },
+  );
+}
+
 /**
  * The default publisher: a kafkajs producer, one request in flight per broker, acks
  * from all in-sync replicas, no internal retry (see `KafkaPublisherOptions.producer`
@@ -151,7 +177,7 @@ export function createKafkaPublisher(options: KafkaPublisherOptions): Publisher 
       for (const r of records) {
         const entry = byTopic.get(r.topic) ?? { topic: r.topic, messages: [] };
         byTopic.set(r.topic, entry);
-        entry.messages.push({ key: r.key, value: r.value, headers: r.headers });
+        entry.messages.push({ key: r.key, value: r.value, headers: keepCreationContext(r.headers) });
       }
       let p: Producer | undefined;
       try {

@@ -40,8 +40,9 @@ export interface Message<P = JsonValue> {
 }
 
 /**
- * The standard headers eventual writes on every message (`traceparent` only when there
- * is one), by field. `message-id` and `message-type` are reserved (see `RESERVED_HEADERS`).
+ * The standard headers eventual writes on every message, by field: `traceparent` (and
+ * `tracestate`) only when the producer is traced, from the message's `create` span.
+ * `message-id`, `message-type` and the trace headers are reserved (see `RESERVED_HEADERS`).
  */
 export const HEADER = {
   id: 'message-id',
@@ -49,6 +50,7 @@ export const HEADER = {
   correlationId: 'correlation-id',
   causationId: 'causation-id',
   traceparent: 'traceparent',
+  tracestate: 'tracestate',
 } as const;
 
 /** A message as a row of the outbox table holds it (json columns come back parsed). */
@@ -79,7 +81,11 @@ export interface PreparedRow {
   keyHash: number;
 }
 
-export function buildRow(input: MessageInput, limit: number, traceparent: string | undefined): PreparedRow {
+/**
+ * Validates `input` and builds its row: id, standard headers, and `trace`, the W3C
+ * headers of its creation context (the `create` span), when the producer is traced.
+ */
+export function buildRow(input: MessageInput, limit: number, trace: Record<string, string> | undefined): PreparedRow {
   if (input === null || typeof input !== 'object')
     throw new InvalidMessageError(
       `a message must be an object { topic, key, type, payload }, got ${describeValue(input)}`,
@@ -112,9 +118,8 @@ export function buildRow(input: MessageInput, limit: number, traceparent: string
     [HEADER.type]: type,
     [HEADER.correlationId]: conversationId('correlationId', input.correlationId, headers) ?? id,
     [HEADER.causationId]: conversationId('causationId', input.causationId, headers) ?? id,
+    ...trace,
   };
-  const trace = headers[HEADER.traceparent] ?? traceparent;
-  if (trace !== undefined) all[HEADER.traceparent] = trace;
   const payloadJson = JSON.stringify(payload);
   const headersJson = JSON.stringify(all);
   const bytes = Buffer.byteLength(payloadJson) + Buffer.byteLength(key) + Buffer.byteLength(headersJson);
@@ -128,13 +133,15 @@ export function buildRow(input: MessageInput, limit: number, traceparent: string
 }
 
 /**
- * Headers the outbox always writes itself, from the message: a caller's header of the
- * same name, in any letter case, is refused (`ReservedHeaderError`) instead of being
- * silently replaced. `correlation-id`, `causation-id` and `traceparent` are not in it:
- * they may be passed through in headers (a forwarded message, a dead letter carrying
- * the original's trace), but only spelt exactly so.
+ * Headers the outbox always writes itself: a caller's header of the same name, in any
+ * letter case, is refused (`ReservedHeaderError`) instead of being silently replaced.
+ * `traceparent` and `tracestate` are the message's creation context, its `create`
+ * span: a copied one (a forwarded message, a dead letter) would graft the message onto
+ * another message's trace position, so a message continues the trace that is active
+ * where it is enqueued, and only that. `correlation-id` and `causation-id` are not in
+ * it: they may be passed through in headers, but only spelt exactly so.
  */
-export const RESERVED_HEADERS: readonly string[] = [HEADER.id, HEADER.type];
+export const RESERVED_HEADERS: readonly string[] = [HEADER.id, HEADER.type, HEADER.traceparent, HEADER.tracestate];
 
 const STANDARD_HEADERS: readonly string[] = Object.values(HEADER);
 
@@ -146,8 +153,14 @@ const STANDARD_HEADERS: readonly string[] = Object.values(HEADER);
 function checkHeaderName(name: string): void {
   const lower = name.toLowerCase();
   if (RESERVED_HEADERS.includes(lower)) {
-    const from = lower === HEADER.id ? 'the id it assigns, a UUID v7' : 'from `type`';
-    throw new ReservedHeaderError(`header '${name}' is written by the outbox itself (${from}); remove it from headers`);
+    const from: Record<string, string> = {
+      [HEADER.id]: 'the id it assigns, a UUID v7',
+      [HEADER.type]: 'from `type`',
+    };
+    const trace = "from the message's OpenTelemetry create span, a child of the span active at enqueue";
+    throw new ReservedHeaderError(
+      `header '${name}' is written by the outbox itself (${from[lower] ?? trace}); remove it from headers`,
+    );
   }
   if (STANDARD_HEADERS.includes(lower) && name !== lower) {
     const field: Record<string, string> = {

@@ -25,8 +25,6 @@ export interface OutboxOptions {
   table?: string;
   /** Largest accepted message (payload + key + headers, UTF-8 bytes). Default 1,000,000. */
   maxMessageBytes?: number;
-  /** Returns the active W3C traceparent, if any, to put in message headers. */
-  traceparent?: () => string | undefined;
   /** How prepared messages whose producer went silent are resolved. */
   checkBack?: CheckBackOptions;
   /** Where the outbox and its relays and jobs report what goes wrong. Default: warnings and errors to stderr. */
@@ -63,7 +61,6 @@ export interface ResolvedOutboxOptions {
   schema: string;
   table: string;
   maxMessageBytes: number;
-  traceparent: () => string | undefined;
   checkBack: ResolvedCheckBack;
   logger: Logger;
   /** Quoted, schema-qualified names used in SQL. */
@@ -76,7 +73,7 @@ export function resolveOutboxOptions(options: OutboxOptions): ResolvedOutboxOpti
   optionsObject(
     'createOutbox',
     options,
-    ['knex', 'schema', 'table', 'maxMessageBytes', 'traceparent', 'checkBack', 'logger'],
+    ['knex', 'schema', 'table', 'maxMessageBytes', 'checkBack', 'logger'],
     'with at least { knex }',
   );
   if (!isKnex(options.knex))
@@ -84,16 +81,12 @@ export function resolveOutboxOptions(options: OutboxOptions): ResolvedOutboxOpti
   const schema = identifier('schema', options.schema ?? 'eventual');
   const table = identifier('table', options.table ?? 'outbox');
   const maxMessageBytes = integer('maxMessageBytes', options.maxMessageBytes ?? 1_000_000, 1_024, 100 * 1024 * 1024);
-  if (options.traceparent !== undefined && typeof options.traceparent !== 'function') {
-    throw new InvalidOptionError('traceparent must be a function returning the active traceparent header or undefined');
-  }
   const q = (name: string) => qualified(schema, name);
   return {
     knex: options.knex,
     schema,
     table,
     maxMessageBytes,
-    traceparent: options.traceparent ?? (() => undefined),
     checkBack: resolveCheckBack(options.checkBack ?? {}),
     logger: loggerOption('logger', options.logger),
     tables: { messages: q(table), leases: q(`${table}_leases`), settings: q(`${table}_settings`) },

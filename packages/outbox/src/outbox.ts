@@ -17,7 +17,15 @@ import {
   UnknownMessageError,
 } from './errors.js';
 import type { OutboxCounters, OutboxEventMap, OutboxEventName } from './events.js';
-import { buildRow, type JsonValue, type Message, type MessageInput, type MessageRow, rowToMessage } from './message.js';
+import {
+  buildRow,
+  type JsonValue,
+  type Message,
+  type MessageInput,
+  type MessageRow,
+  type PreparedRow,
+  rowToMessage,
+} from './message.js';
 import { migrateOutbox, type OutboxSchemaOptions } from './migrations.js';
 import { CommitNotifier } from './notifier.js';
 import { type OutboxOptions, resolveOutboxOptions } from './options.js';
@@ -25,6 +33,7 @@ import { requeueDead, selectDead, selectStats } from './sql/dead.js';
 import { insertMessages } from './sql/enqueue.js';
 import { type Resolution, resolvePrepared, selectState } from './sql/prepared.js';
 import { run } from './sql/statement.js';
+import { startCreateSpans } from './telemetry.js';
 
 export type { CheckAnswer, Checker };
 
@@ -132,24 +141,35 @@ export function createOutbox(options: OutboxOptions): Outbox {
     state: 'pending' | 'prepared',
     checkAfterMs: number | null,
   ) {
-    const trace = o.traceparent();
-    const rows = inputs.map((input, i) => {
-      try {
-        return buildRow(input, o.maxMessageBytes, trace);
-      } catch (error) {
-        if (inputs.length > 1 && error instanceof InvalidMessageError)
-          error.message = `messages[${i}]: ${error.message}`;
-        throw error;
-      }
-    });
-    if (rows.length === 0) return [];
+    // Each message's creation context: its `create` span, a child of the caller's span.
+    const spans = startCreateSpans(inputs, state);
+    let written: { shard: number }[];
+    let rows: PreparedRow[];
     // Pending rows wake the relays: after the caller's commit when its outcome can be
     // observed (one NOTIFY per transaction, outside it), else from inside the insert.
     const notifyLater = state === 'pending' && isKnexTransaction(db) && notifier.canNotifyAfterCommit(db);
-    const written = await run<{ shard: number }>(
-      db,
-      insertMessages(o, rows, state, checkAfterMs, state === 'pending' && !notifyLater),
-    );
+    try {
+      rows = inputs.map((input, i) => {
+        try {
+          const row = buildRow(input, o.maxMessageBytes, spans?.headers(i));
+          spans?.identify(i, row.message.id);
+          return row;
+        } catch (error) {
+          if (inputs.length > 1 && error instanceof InvalidMessageError)
+            error.message = `messages[${i}]: ${error.message}`;
+          throw error;
+        }
+      });
+      if (rows.length === 0) return [];
+      written = await run<{ shard: number }>(
+        db,
+        insertMessages(o, rows, state, checkAfterMs, state === 'pending' && !notifyLater),
+      );
+    } catch (error) {
+      spans?.end(error);
+      throw error;
+    }
+    spans?.end();
     if (notifyLater)
       notifier.afterCommit(
         db as Knex.Transaction,

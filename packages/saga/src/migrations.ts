@@ -5,8 +5,11 @@ type TableOptions = { schema?: string; table?: string };
 
 /** The orchestrator's saga instance table, as a knex migration source. */
 export function sagaMigrations(options: TableOptions = {}): Knex.MigrationSource<Migration> {
-  return tableMigrations(options, 'sagas', ({ qualified: q, name: table }) => [
-    `create table ${q} (
+  return tableMigrations(
+    options,
+    'sagas',
+    ({ qualified: q, name: table }) => [
+      `create table ${q} (
       id text primary key,
       type text not null,
       status text not null check (status in ('running', 'compensating', 'completed', 'compensated', 'failed')),
@@ -25,10 +28,21 @@ export function sagaMigrations(options: TableOptions = {}): Knex.MigrationSource
       created_at timestamptz not null default now(),
       updated_at timestamptz not null default now()
     )`,
-    `create index "${table}_status" on ${q} (status, updated_at)`,
-    // The deadline/retry sweeper reads only sagas that wait for something with a time.
-    `create index "${table}_due" on ${q} (wake_at) where status in ('running', 'compensating') and wake_at is not null`,
-  ]);
+      `create index "${table}_status" on ${q} (status, updated_at)`,
+      // The deadline/retry sweeper reads only sagas that wait for something with a time.
+      `create index "${table}_due" on ${q} (wake_at) where status in ('running', 'compensating') and wake_at is not null`,
+    ],
+    () => [],
+    ({ qualified: q }) => [
+      {
+        // The W3C trace context of the saga's last traced transition: a sweep (a deadline,
+        // a retry) continues the saga's trace from it instead of starting one of its own.
+        name: '002_trace_context',
+        up: [`alter table ${q} add column trace_context text`],
+        down: [`alter table ${q} drop column if exists trace_context`],
+      },
+    ],
+  );
 }
 
 /**

@@ -20,6 +20,7 @@ import { drive, type LocalOutcome, type MachineDeps, type SagaEvent } from './ru
 import { countSagasByStatus, insertSaga, listSagas, lockDueSagas, selectSaga, updateSaga } from './sql/sagas.js';
 import { runSagaStatement as run } from './sql/statement.js';
 import type { SagaHistoryEntry, SagaRow, SagaState, SagaStatus } from './state.js';
+import { startTransitionSpans } from './telemetry.js';
 
 /** A saga instance as the query functions return it. */
 export interface SagaInstance<D extends SagaData = SagaData> {
@@ -244,13 +245,25 @@ async function advanceSaga(
   if (!definition) throw new SagaStateError(row.id, `no saga named '${row.type}' is registered with this orchestrator`);
   const t = await drive(definition, row, event, c.deps, (action, state) => runLocal(trx, action, state));
   let saved = row;
-  if (t.changed) {
-    if (t.commands.length > 0) await send.enqueue(t.commands);
-    const next: SagaRow = { ...row, ...t.state };
-    const [updated] = await run<{ version: number }>(trx, updateSaga(c.o.sagasTable, next, JSON.stringify(next.data)));
-    if (!updated) throw new SagaConcurrencyError(row.id);
-    saved = { ...next, version: updated.version };
+  // A sweep runs on the scheduler: it continues the saga's trace from the row, not the job's context.
+  const spans = startTransitionSpans(t.state, t.logged, event.kind === 'wake' ? row.traceContext : undefined);
+  try {
+    if (t.changed) {
+      const enqueue = () => send.enqueue(t.commands);
+      if (t.commands.length > 0) await (spans ? spans.sending(enqueue) : enqueue());
+      const next: SagaRow = { ...row, ...t.state, traceContext: spans?.traceContext() ?? null };
+      const [updated] = await run<{ version: number }>(
+        trx,
+        updateSaga(c.o.sagasTable, next, JSON.stringify(next.data)),
+      );
+      if (!updated) throw new SagaConcurrencyError(row.id);
+      saved = { ...next, version: updated.version };
+    }
+  } catch (error) {
+    spans?.end(error);
+    throw error;
   }
+  spans?.end();
   afterCommit(trx, c.events, c.o.instanceId, t.notices);
   return saved;
 }
@@ -288,7 +301,7 @@ function afterCommit(
 }
 
 function toInstance<D extends SagaData>(o: ResolvedOrchestratorOptions, row: SagaRow): SagaInstance<D> {
-  const { version, createdAt, updatedAt, ...state } = row;
+  const { version, createdAt, updatedAt, traceContext: _, ...state } = row;
   return {
     ...state,
     step: o.definitions.get(row.type)?.steps[row.step]?.name ?? String(row.step),

@@ -37,7 +37,7 @@ export function advance(
   deps: MachineDeps,
 ): Transition {
   const s: SagaState = { ...state };
-  const d: Draft = { definition, deps, s, out: { state: s, commands: [], notices: [], changed: true } };
+  const d: Draft = { definition, deps, s, out: { state: s, commands: [], notices: [], logged: [], changed: true } };
   switch (event.kind) {
     case 'start':
       d.out.notices.push({ event: 'saga:started', payload: { sagaId: s.id, type: s.type } });
@@ -84,13 +84,15 @@ export async function drive(
   let t = advance(definition, state, event, deps);
   const commands = [...t.commands];
   const notices = [...t.notices];
+  const logged = [...t.logged];
   while (t.runLocal) {
     const outcome = await runLocal(t.runLocal.action, t.state);
     t = advance(definition, t.state, { kind: 'local', outcome }, deps);
     commands.push(...t.commands);
     notices.push(...t.notices);
+    logged.push(...t.logged);
   }
-  return { state: t.state, commands, notices, changed: t.changed };
+  return { state: t.state, commands, notices, logged, changed: t.changed };
 }
 
 /** Why a reply does not fit what the saga waits for (a duplicate, a late or reordered one), if it does not. */
@@ -115,6 +117,7 @@ function log(d: Draft, phase: SagaPhase, event: SagaHistoryEntry['event'], detai
   };
   if (detail !== undefined) entry.detail = detail.slice(0, 500);
   d.s.history = [...d.s.history, entry].slice(-MAX_HISTORY);
+  d.out.logged.push(entry);
 }
 
 function sendCommand(d: Draft, command: CommandSpec<SagaData>, phase: SagaPhase): void {

@@ -50,6 +50,8 @@ export interface SagaState {
 
 /** A row of the saga store. */
 export interface SagaRow extends SagaState {
+  /** The W3C trace headers (JSON) of the last traced transition, or null: where a sweep continues the trace. */
+  traceContext: string | null;
   /** Optimistic concurrency: every update names the version it read and bumps it. */
   version: number;
   createdAt: Date;
@@ -85,6 +87,8 @@ export interface Transition {
   state: SagaState;
   commands: MessageInput<JsonValue>[];
   notices: SagaNotice[];
+  /** The history entries this transition appended, in order: the step transitions traced as spans. */
+  logged: SagaHistoryEntry[];
   /** Set when the machine paused on a local action: run it, then advance with `{ kind: 'local' }`. */
   runLocal?: { action: LocalAction<SagaData>; phase: SagaPhase; step: number };
   /** False when nothing changed (an ignored reply, nothing to wake): there is nothing to save. */

@@ -37,6 +37,7 @@ export function createMemorySubscriber(settings: MemorySubscriberSettings): Subs
     ).then(() => {});
 
   return {
+    groupId: settings.groupId,
     async subscribe(topics, handlers) {
       if (state !== 'new')
         throw new InvalidOptionError(

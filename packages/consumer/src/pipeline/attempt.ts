@@ -7,6 +7,7 @@ import { claimMessage, recordFailure } from '../sql/inbox.js';
 import { run } from '../sql/statement.js';
 import { isReady, type PipelineContext, type Prepared, position, type Ready, type Settled } from './context.js';
 import { deadLetter } from './dead-letter.js';
+import { noteRecord, noteRetry } from './observe.js';
 import { ABANDONED, checkAlive, outageUnder, untilAvailable, waitOutOutage } from './outage.js';
 import { commit, invoke, rollback } from './transaction.js';
 
@@ -39,11 +40,13 @@ export async function settlePrepared(ctx: PipelineContext, prepared: Prepared, s
       continue;
     }
     if (attempt.kind === 'duplicate') {
+      noteRecord({ duplicate: true });
       counters.duplicates += 1;
       events.emit('consumer:duplicate', { ...at, messageId: key.messageId });
       return 'done';
     }
     if (attempt.kind === 'processed') {
+      noteRecord({ attempts: attempt.attempts });
       counters.processed += 1;
       events.emit('consumer:processed', {
         ...at,
@@ -77,6 +80,7 @@ export async function settlePrepared(ctx: PipelineContext, prepared: Prepared, s
     if (recorded.length === 0) continue; // settled meanwhile by another delivery: the next claim says so
     const retryInMs = backoffDelay(attempts, o.backoff);
     counters.retried += 1;
+    noteRetry(attempts, retryInMs, error);
     events.emit('consumer:retried', { ...at, messageId: key.messageId, attempt: attempts, error, retryInMs });
     if (!(await sleep(retryInMs, signal))) return 'abandoned';
   }

@@ -7,6 +7,7 @@ import { run } from '../sql/statement.js';
 import type { InboundRecord } from '../subscriber.js';
 import { settlePrepared } from './attempt.js';
 import { isReady, type PipelineContext, position, type Ready } from './context.js';
+import { observeRecord, observeRecordStart, type RecordObservation } from './observe.js';
 import { checkAlive, outageUnder } from './outage.js';
 import { prepare } from './prepare.js';
 import { commit, invoke, rollback } from './transaction.js';
@@ -27,16 +28,23 @@ export async function settleBatch(
   if (signal.aborted) return 0;
   const prepared = records.map((record) => prepare(ctx, record));
   const ready = prepared.filter(isReady);
-  if (ready.length === records.length && (await attemptBatch(ctx, ready))) return records.length;
+  // A batch attempt counted the deliveries already; the records it rolled back are the same deliveries.
+  const attempted = ready.length === records.length;
+  if (attempted && (await attemptBatch(ctx, ready))) return records.length;
   let settled = 0;
-  for (const p of prepared) {
-    if ((await settlePrepared(ctx, p, signal)) !== 'done') break;
+  for (const [i, p] of prepared.entries()) {
+    if ((await observeRecord(ctx, records[i]!, () => settlePrepared(ctx, p, signal), !attempted)) !== 'done') break;
     settled += 1;
   }
   return settled;
 }
 
-/** True once the batch committed; false after a rollback (reported when it was not a handler's failure). */
+/**
+ * True once the batch committed; false after a rollback (reported when it was not a
+ * handler's failure). Each record is observed on its own (observe.ts): its handler runs
+ * inside its own `process` span, which ends with the batch; a rolled-back batch's spans
+ * say so, and the records then get spans of their own as they are settled one by one.
+ */
 async function attemptBatch(ctx: PipelineContext, batch: Ready[]): Promise<boolean> {
   const { o, events, counters } = ctx;
   const started = Date.now();
@@ -48,6 +56,9 @@ async function attemptBatch(ctx: PipelineContext, batch: Ready[]): Promise<boole
   let claimed = new Map<string, number>();
   let handlersFailed = false;
   let trx: Knex.Transaction | undefined;
+  const observed = new Map<Ready, RecordObservation | undefined>(
+    batch.map((r) => [r, observeRecordStart(ctx, r.record, { delivered: true, batch: true })]),
+  );
   try {
     trx = await o.knex.transaction();
     const rows = await run<{ message_id: string; attempts: number }>(
@@ -62,7 +73,10 @@ async function attemptBatch(ctx: PipelineContext, batch: Ready[]): Promise<boole
     handlersFailed = true;
     for (const r of distinct) {
       const attempts = claimed.get(r.key.messageId);
-      if (attempts !== undefined) await invoke(ctx, trx, r, attempts);
+      if (attempts === undefined) continue;
+      const handle = () => invoke(ctx, trx!, r, attempts);
+      const observation = observed.get(r);
+      await (observation ? observation.within(handle) : handle());
     }
     await checkAlive(trx);
     handlersFailed = false;
@@ -76,6 +90,7 @@ async function attemptBatch(ctx: PipelineContext, batch: Ready[]): Promise<boole
       counters.errors += 1;
       events.emit('consumer:error', { ...first, instanceId: ctx.o.instanceId, error: asError(error), fatal: false });
     }
+    for (const observation of observed.values()) observation?.end({ rolledBack: error });
     return false;
   }
   const durationMs = Date.now() - started;
@@ -83,13 +98,17 @@ async function attemptBatch(ctx: PipelineContext, batch: Ready[]): Promise<boole
     const attempts = claimed.get(r.key.messageId);
     claimed.delete(r.key.messageId); // a later copy of the same id is a duplicate
     const at = position(ctx, r.record);
+    const observation = observed.get(r);
     if (attempts === undefined) {
+      observation?.note({ duplicate: true });
       counters.duplicates += 1;
       events.emit('consumer:duplicate', { ...at, messageId: r.key.messageId });
     } else {
+      observation?.note({ attempts });
       counters.processed += 1;
       events.emit('consumer:processed', { ...at, message: r.message as Message, attempts, durationMs });
     }
+    observation?.end('done');
   }
   return true;
 }

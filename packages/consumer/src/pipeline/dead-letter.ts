@@ -4,6 +4,7 @@ import { type InboxKey, settleDead } from '../sql/inbox.js';
 import { run } from '../sql/statement.js';
 import type { InboundRecord } from '../subscriber.js';
 import { type PipelineContext, position, type Settled } from './context.js';
+import { noteRecord } from './observe.js';
 import { ABANDONED, untilAvailable } from './outage.js';
 
 /**
@@ -39,10 +40,12 @@ export async function deadLetter(
   );
   if (result === ABANDONED) return 'abandoned';
   if (result === undefined) {
+    noteRecord({ duplicate: true });
     counters.duplicates += 1;
     events.emit('consumer:duplicate', { ...at, messageId: inboxId });
     return 'done';
   }
+  noteRecord({ deadLetter: { ...letter, topic, id: result.id } });
   counters.deadLettered += 1;
   events.emit('consumer:deadLettered', {
     ...at,

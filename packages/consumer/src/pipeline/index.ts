@@ -2,6 +2,7 @@ import type { InboundRecord } from '../subscriber.js';
 import { settlePrepared } from './attempt.js';
 import { settleBatch } from './batch.js';
 import type { PipelineContext, Settled } from './context.js';
+import { observeRecord } from './observe.js';
 import { prepare } from './prepare.js';
 
 export type { PipelineContext, Settled } from './context.js';
@@ -34,12 +35,13 @@ export interface Pipeline {
  * Wiring only; the steps are in this folder, each a function of the context:
  * `prepare.ts` (step 1; `hold.ts` for a type without a handler yet), `attempt.ts` (steps 2 and 3 for one record, in
  * `transaction.ts`'s record transaction), `batch.ts` (batch mode, falling back to
- * `attempt.ts` record by record), `dead-letter.ts` (step 4), and `outage.ts` (waiting
- * out outages, and telling them apart from a handler's failures).
+ * `attempt.ts` record by record), `dead-letter.ts` (step 4), `outage.ts` (waiting
+ * out outages, and telling them apart from a handler's failures), and `observe.ts` (each
+ * record settles inside its OpenTelemetry `process` span, and is counted and timed).
  */
 export function createPipeline(ctx: PipelineContext): Pipeline {
   return {
-    settle: (record, signal) => settlePrepared(ctx, prepare(ctx, record), signal),
+    settle: (record, signal) => observeRecord(ctx, record, () => settlePrepared(ctx, prepare(ctx, record), signal)),
     settleBatch: (records, signal) => settleBatch(ctx, records, signal),
   };
 }

@@ -7,6 +7,7 @@ import { settlePrepared } from './attempt.js';
 import { type PipelineContext, type Prepared, position, type Settled } from './context.js';
 import { deadLetter } from './dead-letter.js';
 import { holdUnknownType } from './hold.js';
+import { noteRecord } from './observe.js';
 
 /**
  * Step 1 for one record: decode and validate it (see decode.ts), find its handler and
@@ -53,6 +54,7 @@ async function unknownType(
   // A handler arrived while the record was held: step 1 again, with its parse.
   if (held === 'handler') return settlePrepared(ctx, prepare(ctx, record), signal);
   if (o.onUnknownType === 'ignore') {
+    noteRecord({ ignored: true });
     counters.ignored += 1;
     events.emit('consumer:ignored', { ...position(ctx, record), messageId: decoded.inboxId, type });
     return 'done';

@@ -5,6 +5,7 @@ import type { OutboundRecord } from '../publisher.js';
 import type { ClaimedRow } from '../sql/claim.js';
 import { type Fence, markFailed, markPublished } from '../sql/mark.js';
 import { run } from '../sql/statement.js';
+import { observeSend } from '../telemetry.js';
 import type { RelayContext } from './context.js';
 
 /**
@@ -27,18 +28,26 @@ export async function publishBatch(
     value: row.payload,
     headers: row.headers,
   }));
+  const observed = observeSend(rows);
   try {
-    await ctx.r.publisher.publish(records);
+    await (observed ? observed.publishing(() => ctx.r.publisher.publish(records)) : ctx.r.publisher.publish(records));
   } catch (error) {
     const failure =
       error instanceof PublishError
         ? error
         : new PublishError('retriable', `publisher failed: ${errorMessage(error)}`, error);
+    observed?.end({ error: failure, kind: failure.kind });
     return publishFailed(ctx, rows, fence, failure);
   }
   const downtimeMs = ctx.brokerOutage.end();
   if (downtimeMs !== undefined) ctx.events.emit('relay:brokerAvailable', { instanceId: ctx.r.instanceId, downtimeMs });
-  await markBatchPublished(ctx, rows, fence, started);
+  try {
+    const fenced = await markBatchPublished(ctx, rows, fence, started);
+    observed?.end({ fenced });
+  } catch (error) {
+    observed?.end({ fenced: 0, markError: error });
+    throw error;
+  }
   return undefined;
 }
 
@@ -90,7 +99,13 @@ async function publishFailed(
   return failure.kind;
 }
 
-async function markBatchPublished(ctx: RelayContext, rows: ClaimedRow[], fence: Fence, started: number) {
+/** Marks the batch published under the fence; resolves how many rows the fence refused. */
+async function markBatchPublished(
+  ctx: RelayContext,
+  rows: ClaimedRow[],
+  fence: Fence,
+  started: number,
+): Promise<number> {
   const { r, o, events, counters, leases } = ctx;
   const marked = await run<{ id: string }>(
     o.knex,
@@ -115,8 +130,10 @@ async function markBatchPublished(ctx: RelayContext, rows: ClaimedRow[], fence: 
     }
     leases.drop([...shards].map((shard): [number, number] => [shard, fence.tokens[fence.shards.indexOf(shard)]!]));
   }
-  if (!events.listens('relay:published')) return;
+  const fenced = rows.length - marked.length;
+  if (!events.listens('relay:published')) return fenced;
   const published = rows.filter((x) => markedIds.has(x.id)).map(claimedToMessage);
   if (published.length > 0)
     events.emit('relay:published', { instanceId: r.instanceId, messages: published, durationMs: Date.now() - started });
+  return fenced;
 }

@@ -17,7 +17,7 @@ import type { Statement } from './statement.js';
 
 /** Rows come back camel-cased, the shape `SagaRow` has. */
 const COLUMNS = `id, type, status, step, attempt, data, version, waiting, wake_at as "wakeAt", last_error as "lastError",
-  history, created_at as "createdAt", updated_at as "updatedAt"`;
+  history, created_at as "createdAt", updated_at as "updatedAt", trace_context as "traceContext"`;
 
 /** Inserts a new saga; an existing id is left alone and nothing returned (starting twice is idempotent). */
 export function insertSaga(table: string, saga: Pick<SagaRow, 'id' | 'type'>, dataJson: string): Statement {
@@ -33,13 +33,16 @@ export function selectSaga(table: string, id: string): Statement {
   return { name: 'saga.select', sql: `select ${COLUMNS} from ${table} where id = ?`, bindings: [id] };
 }
 
-/** Writes the saga back if it is still at the version it was read at; returns the new version, or nothing. */
+/**
+ * Writes the saga back if it is still at the version it was read at; returns the new
+ * version, or nothing. An untraced advance (`traceContext` null) keeps the stored one.
+ */
 export function updateSaga(table: string, saga: SagaRow, dataJson: string): Statement {
   return {
     name: 'saga.update',
     sql: `update ${table}
           set status = ?, step = ?, attempt = ?, data = ?::jsonb, waiting = ?, wake_at = ?, last_error = ?,
-              history = ?::jsonb, version = version + 1, updated_at = now()
+              history = ?::jsonb, trace_context = coalesce(?, trace_context), version = version + 1, updated_at = now()
           where id = ? and version = ?
           returning version`,
     bindings: [
@@ -51,6 +54,7 @@ export function updateSaga(table: string, saga: SagaRow, dataJson: string): Stat
       saga.wakeAt,
       saga.lastError,
       JSON.stringify(saga.history),
+      saga.traceContext,
       saga.id,
       saga.version,
     ],
