@@ -80,8 +80,15 @@ describe('consumer while the Kafka broker is down', () => {
     expect(outages.slice(before.outages)).toEqual(['unavailable']);
 
     await broker.start();
+    const answeredAt = Date.now();
     sent.push(...(await produce(20, 40)));
-    await expect.poll(async () => Object.keys(await appliedTimes(knex)).length, { timeout: 60_000 }).toBe(40);
+    await expect
+      .poll(async () => Object.keys(await appliedTimes(knex)).length, { timeout: 60_000, interval: 100 })
+      .toBe(40);
+    // Reported, not asserted (issue 12's target is 5 s).
+    console.log(
+      `[outage] consumer: all 20 new records applied ${Date.now() - answeredAt} ms after the broker answered`,
+    );
 
     // Once each way, in the events and in the log; nothing reported as an error.
     expect(outages.slice(before.outages)).toEqual(['unavailable', 'available']);

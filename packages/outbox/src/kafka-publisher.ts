@@ -1,8 +1,35 @@
-import { TRACE_HEADER } from '@eventual/core';
-import type { Kafka, Producer, ProducerConfig, TopicMessages } from 'kafkajs';
+import { sleep, TRACE_HEADER } from '@eventual/core';
+import kafkajs, { type Kafka, type Producer, type ProducerConfig, type TopicMessages } from 'kafkajs';
 import { PublishError, type PublishErrorKind } from './errors.js';
 import { withKafkaAdmin } from './kafka-connect.js';
 import type { Publisher } from './publisher.js';
+
+// Off the default export: Node's ESM loader does not see all of kafkajs' CommonJS exports.
+const { Partitioners } = kafkajs;
+
+/** Pauses before the second and third try of a whole batch (a leader moving, a new topic's metadata). */
+const RESEND_DELAYS_MS = [100, 400];
+
+/**
+ * kafkajs' `sendBatch` without its own retry, tried again here as a whole: every
+ * record is sent again, so none can be skipped (see `KafkaPublisherOptions.producer`).
+ * Records a failed try did write reach Kafka twice; consumers drop them by id. Only
+ * what may pass in a moment is tried again (a leader moving, a topic's metadata not
+ * there yet); a broker that stays away fails the publish within half a second, and the
+ * relay's own backoff takes over.
+ */
+async function sendWhole(producer: Producer, topicMessages: TopicMessages[]): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await producer.sendBatch({ topicMessages, acks: -1 });
+      return;
+    } catch (error) {
+      const delay = RESEND_DELAYS_MS[attempt];
+      if (delay === undefined || classifyKafkaError(error) === 'permanent') throw error;
+      await sleep(delay);
+    }
+  }
+}
 
 /** Options of `createKafkaPublisher`. */
 export interface KafkaPublisherOptions {
@@ -11,8 +38,9 @@ export interface KafkaPublisherOptions {
   /**
    * Producer settings. eventual always sends with one request in flight per broker
    * (per-partition order), acks from all in-sync replicas, and no retry inside kafkajs
-   * (`retry.retries` 0: a failed send fails the publish and the relay repeats the whole
-   * batch). These cannot be overridden. Why no kafkajs retry: kafkajs 2.2.4 remembers
+   * (`retry.retries` 0: the publisher sends the whole batch again, up to three tries in
+   * half a second, then fails the publish and the relay repeats it). These cannot be
+   * overridden. Why no kafkajs retry: kafkajs 2.2.4 remembers
    * which brokers answered a send; when a partition's leader dies and leadership moves
    * to a broker that had already answered for its own partitions, the retry skips that
    * broker and the moved partition's records are never sent, yet the send resolves
@@ -142,6 +170,9 @@ export function createKafkaPublisher(options: KafkaPublisherOptions): Publisher 
   const connected = () => {
     connecting ??= (async () => {
       const p = options.kafka.producer({
+        // kafkajs 2's default, the Java client's murmur2 (a key lands on the partition
+        // a Java producer would pick), said out loud: kafkajs warns at every start otherwise.
+        createPartitioner: Partitioners.DefaultPartitioner,
         ...options.producer,
         idempotent: false,
         maxInFlightRequests: 1,
@@ -182,7 +213,7 @@ export function createKafkaPublisher(options: KafkaPublisherOptions): Publisher 
       let p: Producer | undefined;
       try {
         p = await connected();
-        await p.sendBatch({ topicMessages: [...byTopic.values()], acks: -1 });
+        await sendWhole(p, [...byTopic.values()]);
       } catch (error) {
         const kind = classifyKafkaError(error);
         // A failed connect already cleared itself; a failed send replaces its producer.
