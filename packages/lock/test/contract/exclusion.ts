@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import type { LockHandle } from '../../src/index.js';
+import { LockAbortedError, LockTimeoutError } from '../../src/index.js';
+import { type ContractContext, lockName } from './suite.js';
+
+export function exclusionContract<H extends LockHandle>(c: ContractContext<H>): void {
+  describe('mutual exclusion and fencing tokens', () => {
+    it('grants an exclusive lock to one owner at a time, each grant with a token greater than the last', async () => {
+      const locks = await c.manager();
+      const name = lockName('exclusive');
+      const tokens: bigint[] = [];
+      for (let i = 0; i < 5; i++) {
+        const held = await locks.tryAcquire(name, { ttlMs: 30_000 });
+        if (!held) throw new Error('a free lock was not granted');
+        tokens.push(held.token);
+        expect(await locks.tryAcquire(name, { ttlMs: 30_000 })).toBeUndefined();
+        await held.release();
+      }
+      expect(tokens.every((t, i) => i === 0 || t > tokens[i - 1]!)).toBe(true);
+    });
+
+    it('is re-entrant for the same owner, counted: held until every hold is released, under one token', async () => {
+      const locks = await c.manager();
+      const name = lockName('reentrant');
+      const first = await locks.acquire(name, { ttlMs: 30_000, owner: 'job-1' });
+      const second = await locks.acquire(name, { ttlMs: 30_000, owner: 'job-1' });
+      expect([first.holds, second.holds]).toEqual([1, 2]);
+      expect(second.token).toBe(first.token);
+      await second.release();
+      expect(await locks.tryAcquire(name, { ttlMs: 30_000 })).toBeUndefined();
+      expect(first.held).toBe(true);
+      await first.release();
+      const next = await locks.tryAcquire(name, { ttlMs: 30_000 });
+      expect(next?.token).toBeGreaterThan(first.token);
+      await next?.release();
+    });
+
+    it('answers a repeated acquire (same owner and requestId, its answer lost) with the same grant, not a second hold', async () => {
+      const locks = await c.manager();
+      const name = lockName('lost-answer');
+      const options = { ttlMs: 30_000, owner: 'worker-7', requestId: 'request-1' };
+      const granted = await locks.acquire(name, options);
+      const repeated = await locks.acquire(name, options);
+      expect(repeated.token).toBe(granted.token);
+      expect(repeated.holds).toBe(1);
+      await repeated.release();
+      const next = await locks.tryAcquire(name, { ttlMs: 30_000 });
+      expect(next).toBeDefined();
+      await next?.release();
+    });
+
+    it('gives up after timeoutMs, and leaves nothing in the queue', async () => {
+      const locks = await c.manager();
+      const name = lockName('timeout');
+      const held = await locks.acquire(name, { ttlMs: 30_000 });
+      const error = await locks.acquire(name, { ttlMs: 30_000, timeoutMs: 300 }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(LockTimeoutError);
+      expect((error as LockTimeoutError).code).toBe('lock_timeout');
+      await held.release();
+      // A waiter left behind would be ahead of this try: it would be refused.
+      const next = await locks.tryAcquire(name, { ttlMs: 30_000 });
+      expect(next).toBeDefined();
+      await next?.release();
+    });
+
+    it('stops waiting when its signal aborts, and leaves nothing in the queue', async () => {
+      const locks = await c.manager();
+      const name = lockName('abort');
+      const held = await locks.acquire(name, { ttlMs: 30_000 });
+      const waiting = new AbortController();
+      const waiter = locks.acquire(name, { ttlMs: 30_000, signal: waiting.signal }).catch((e: unknown) => e);
+      await new Promise<void>((resolve) => locks.on('lock:waiting', () => resolve()));
+      waiting.abort(new Error('the request was cancelled'));
+      const error = await waiter;
+      expect(error).toBeInstanceOf(LockAbortedError);
+      await held.release();
+      const next = await locks.tryAcquire(name, { ttlMs: 30_000 });
+      expect(next).toBeDefined();
+      await next?.release();
+    });
+
+    it('rejects waits with LockAbortedError when the manager stops, and releases what it holds', async () => {
+      const locks = await c.manager();
+      const name = lockName('stop');
+      const other = await c.manager();
+      const held = await other.acquire(name, { ttlMs: 30_000 });
+      const waiter = locks.acquire(name, { ttlMs: 30_000 }).catch((e: unknown) => e);
+      await new Promise<void>((resolve) => locks.on('lock:waiting', () => resolve()));
+      await locks.stop();
+      expect(await waiter).toBeInstanceOf(LockAbortedError);
+      await held.release();
+      expect(await other.tryAcquire(name, { ttlMs: 30_000 })).toBeDefined();
+    });
+  });
+}
