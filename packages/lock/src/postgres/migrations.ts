@@ -115,6 +115,8 @@ export function lockMigrations(options: TableMigrationOptions = {}): Knex.Migrat
           -- Leases and places of the crashed: past their expiry they are nobody's.
           delete from ${holders} h where h.name = p_name and h.expires_at <= v_now;
           delete from ${waiters} w where w.name = p_name and w.expires_at <= v_now;
+          -- Those deletes may have waited for a guarded transaction: a grant's TTL starts now.
+          v_now := clock_timestamp();
 
           -- The owner holds it already: the same request again (its answer was lost)
           -- gets the same grant; a new request re-enters, ahead of the queue (waiting
