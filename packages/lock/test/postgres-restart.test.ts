@@ -46,42 +46,42 @@ async function whenBack<T>(work: (trx: Knex.Transaction) => Promise<T>): Promise
   }
 }
 
+/** `a` holds `name` under `ttlMs`; `b` waits for it (queued when this resolves); `granted` records when. */
+async function holderAndWaiter(name: string, ttlMs: number) {
+  const [a, b] = [await manager(), await manager()];
+  const held = await a.acquire(name, { ttlMs });
+  const state: { grantedAt?: number } = {};
+  const queued = new Promise<void>((resolve) => b.on('lock:waiting', () => resolve()));
+  const waiting = b.acquire(name, { ttlMs: 10_000 }).then((h) => {
+    state.grantedAt = performance.now();
+    return h;
+  });
+  await queued;
+  return { a, held, waiting, state };
+}
+
 describe('PostgreSQL restarted while a lock is held', () => {
   it('a holder whose lease outlives the restart keeps it, and the waiter gets it only at its release', async () => {
-    const [a, b] = [await manager(), await manager()];
-    const held = await a.acquire('restart:kept', { ttlMs: 10_000 });
-    let grantedAt: number | undefined;
-    const waiting = b.acquire('restart:kept', { ttlMs: 10_000 }).then((h) => {
-      grantedAt = performance.now();
-      return h;
-    });
-    await new Promise<void>((resolve) => b.on('lock:waiting', () => resolve()));
+    const { held, waiting, state } = await holderAndWaiter('restart:kept', 10_000);
     await server.restart('fast');
     // Renewed across the restart: still current on the server, inside a transaction.
     await whenBack((trx) => held.guard(trx));
     expect(held.signal.aborted).toBe(false);
-    expect(grantedAt).toBeUndefined();
+    expect(state.grantedAt).toBeUndefined();
     const releasedAt = performance.now();
     await held.release();
     const next = await waiting;
-    expect(grantedAt).toBeGreaterThanOrEqual(releasedAt);
+    expect(state.grantedAt).toBeGreaterThanOrEqual(releasedAt);
     expect(next.token).toBeGreaterThan(held.token);
     await next.release();
   });
 
   it('a holder cut off past its ttl learns it lost the lock before anyone else is granted it, and its guard is refused', async () => {
-    const [a, b] = [await manager(), await manager()];
-    const held = await a.acquire('restart:lost', { ttlMs: 1_500 });
+    const { a, held, waiting, state } = await holderAndWaiter('restart:lost', 1_500);
     let lostAt: number | undefined;
     held.signal.addEventListener('abort', () => {
       lostAt = performance.now();
     });
-    let grantedAt: number | undefined;
-    const waiting = b.acquire('restart:lost', { ttlMs: 10_000 }).then((h) => {
-      grantedAt = performance.now();
-      return h;
-    });
-    await new Promise<void>((resolve) => b.on('lock:waiting', () => resolve()));
     await server.halt('immediate');
     await expect.poll(() => held.signal.aborted, { timeout: 10_000 }).toBe(true);
     expect(held.signal.reason).toBeInstanceOf(LockLostError);
@@ -89,7 +89,7 @@ describe('PostgreSQL restarted while a lock is held', () => {
     const next = await waiting;
     // Nobody held it twice: the old holder knew it had lost it before the new grant.
     expect(lostAt).toBeDefined();
-    expect(grantedAt).toBeGreaterThan(lostAt!);
+    expect(state.grantedAt).toBeGreaterThan(lostAt!);
     expect(next.token).toBeGreaterThan(held.token);
     await expect(whenBack((trx) => held.guard(trx))).rejects.toBeInstanceOf(LockLostError);
     await expect(whenBack((trx) => a.guard(trx, 'restart:lost', held.token))).rejects.toBeInstanceOf(LockLostError);

@@ -2,7 +2,7 @@ import { InvalidOptionError } from '@eventual/core';
 import { describe, expect, it } from 'vitest';
 import type { LockHandle } from '../../src/index.js';
 import { LockLostError, LockNotHeldError, MAX_LOCK_NAME } from '../../src/index.js';
-import { type ContractContext, lockName } from './suite.js';
+import { type ContractContext, expectFree, lockName } from './suite.js';
 
 /** Blocks this process's event loop for `ms`: its timers (renewals) run late, as after a long GC pause. */
 export function freeze(ms: number): void {
@@ -35,9 +35,7 @@ export function badInputContract<H extends LockHandle>(c: ContractContext<H>): v
         expect((error as InvalidOptionError).code).toBe('invalid_option');
       }
       if (typeof lock === 'string' && lock.length > 0 && lock.length <= MAX_LOCK_NAME) {
-        const free = await locks.tryAcquire(lock, { ttlMs: 1_000 });
-        expect(free).toBeDefined();
-        await free?.release();
+        await expectFree(locks, lock);
       }
     });
 

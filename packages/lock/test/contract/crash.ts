@@ -12,6 +12,14 @@ export function crashContract<H extends LockHandle>(c: ContractContext<H>): void
     c.defer(() => child.kill());
     return child;
   };
+  /** A child process holding `name` under `ttlMs`, once it reports its grant (and the storage, and its token). */
+  const holder = async (prefix: string, ttlMs: number) => {
+    const storage = await counter();
+    const name = lockName(prefix);
+    const child = spawn(['hold', name, storage.table, String(ttlMs)]);
+    const acquired = await child.waitFor('acquired', 60_000);
+    return { storage, name, child, token: BigInt(acquired.token as string) };
+  };
   const counter = async () => {
     const storage = new FencedCounter(c.backend().storage.knex);
     await storage.create();
@@ -43,43 +51,35 @@ export function crashContract<H extends LockHandle>(c: ContractContext<H>): void
     });
 
     it('hands the lock of a SIGKILLed holder to the next waiter once its lease expires', async () => {
-      const storage = await counter();
-      const name = lockName('killed');
       const ttlMs = 2_000;
-      const holder = spawn(['hold', name, storage.table, String(ttlMs)]);
-      const acquired = await holder.waitFor('acquired', 60_000);
+      const { name, child, token } = await holder('killed', ttlMs);
       const locks = await c.manager({ pollIntervalMs: 1_000 });
       const queued = nextWaiting(locks);
       const next = locks.acquire(name, { ttlMs: 30_000 });
       await queued;
       const killedAt = performance.now();
-      await holder.kill();
+      await child.kill();
       const granted = await next;
       const handOverMs = Math.round(performance.now() - killedAt);
       console.log(`[lock contract] hand-over after SIGKILL: ${handOverMs} ms (ttl ${ttlMs} ms)`);
-      expect(granted.token).toBeGreaterThan(BigInt(acquired.token as string));
+      expect(granted.token).toBeGreaterThan(token);
       await granted.release();
     });
 
     it('a holder paused past its ttl learns it lost the lock when it resumes, and its writes are refused', async () => {
-      const storage = await counter();
-      const name = lockName('paused');
-      const ttlMs = 1_000;
-      const holder = spawn(['hold', name, storage.table, String(ttlMs)]);
-      const acquired = await holder.waitFor('acquired', 60_000);
-      const staleToken = BigInt(acquired.token as string);
+      const { storage, name, child, token: staleToken } = await holder('paused', 1_000);
       const locks = await c.manager({ pollIntervalMs: 200 });
-      holder.child.kill('SIGSTOP');
-      c.defer(async () => void holder.child.kill('SIGCONT'));
+      child.child.kill('SIGSTOP');
+      c.defer(async () => void child.child.kill('SIGCONT'));
       const next = await locks.acquire(name, { ttlMs: 30_000 });
       expect(next.token).toBeGreaterThan(staleToken);
       const guard = c.backend().guard;
       expect(await storage.write(1, next.token, guard && ((trx) => guard(next, trx)))).toBe(true);
 
-      holder.child.send({ event: 'write' }); // read by the holder as soon as it runs again
-      holder.child.kill('SIGCONT');
-      await holder.waitFor('lost');
-      const wrote = await holder.waitFor('wrote');
+      child.child.send({ event: 'write' }); // read by the holder as soon as it runs again
+      child.child.kill('SIGCONT');
+      await child.waitFor('lost');
+      const wrote = await child.waitFor('wrote');
       // The storage refuses the old token; the backend's own guard (PostgreSQL) refuses it
       // inside the write's transaction.
       expect(wrote.fenced).toBe(false);

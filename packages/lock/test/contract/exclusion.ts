@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { LockHandle } from '../../src/index.js';
 import { LockAbortedError, LockTimeoutError } from '../../src/index.js';
-import { type ContractContext, lockName } from './suite.js';
+import { type ContractContext, expectFree, lockName } from './suite.js';
 
 export function exclusionContract<H extends LockHandle>(c: ContractContext<H>): void {
   describe('mutual exclusion and fencing tokens', () => {
@@ -44,9 +44,7 @@ export function exclusionContract<H extends LockHandle>(c: ContractContext<H>): 
       expect(repeated.token).toBe(granted.token);
       expect(repeated.holds).toBe(1);
       await repeated.release();
-      const next = await locks.tryAcquire(name, { ttlMs: 30_000 });
-      expect(next).toBeDefined();
-      await next?.release();
+      await expectFree(locks, name);
     });
 
     it('gives up after timeoutMs, and leaves nothing in the queue', async () => {
@@ -58,9 +56,7 @@ export function exclusionContract<H extends LockHandle>(c: ContractContext<H>): 
       expect((error as LockTimeoutError).code).toBe('lock_timeout');
       await held.release();
       // A waiter left behind would be ahead of this try: it would be refused.
-      const next = await locks.tryAcquire(name, { ttlMs: 30_000 });
-      expect(next).toBeDefined();
-      await next?.release();
+      await expectFree(locks, name);
     });
 
     it('stops waiting when its signal aborts, and leaves nothing in the queue', async () => {
@@ -74,9 +70,7 @@ export function exclusionContract<H extends LockHandle>(c: ContractContext<H>): 
       const error = await waiter;
       expect(error).toBeInstanceOf(LockAbortedError);
       await held.release();
-      const next = await locks.tryAcquire(name, { ttlMs: 30_000 });
-      expect(next).toBeDefined();
-      await next?.release();
+      await expectFree(locks, name);
     });
 
     it('rejects waits with LockAbortedError when the manager stops, and releases what it holds', async () => {
@@ -89,7 +83,7 @@ export function exclusionContract<H extends LockHandle>(c: ContractContext<H>): 
       await locks.stop();
       expect(await waiter).toBeInstanceOf(LockAbortedError);
       await held.release();
-      expect(await other.tryAcquire(name, { ttlMs: 30_000 })).toBeDefined();
+      await expectFree(other, name);
     });
   });
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type LockHandle, type LockManager, LockModeError } from '../../src/index.js';
-import { type ContractContext, lockName } from './suite.js';
+import { type ContractContext, expectFree, lockName } from './suite.js';
 
 /** Resolves at the manager's next `lock:waiting`: an acquire has its place in the queue. */
 export function nextWaiting(locks: LockManager): Promise<void> {
@@ -65,7 +65,7 @@ export function modesContract<H extends LockHandle>(c: ContractContext<H>): void
       expect(again.holds).toBe(2); // the refused upgrade took no hold
       await again.release();
       await shared.release();
-      expect(await locks.tryAcquire(name, { ttlMs: 30_000 })).toBeDefined();
+      await expectFree(locks, name);
     });
   });
 }

@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
 import type { LockHandle, LockManager } from '../../src/index.js';
 import type { LockBackend } from './backend.js';
 import { badInputContract } from './bad-input.js';
@@ -57,4 +57,14 @@ export function lockContract<H extends LockHandle>(backendName: string, make: ()
 /** A lock name no other test uses. */
 export function lockName(prefix: string): string {
   return `${prefix}:${Math.random().toString(36).slice(2, 10)}`;
+}
+
+/**
+ * The lock is free right now: a try by a new owner gets it (then gives it back). What
+ * a refused call, a timed-out or aborted waiter must leave behind.
+ */
+export async function expectFree(locks: LockManager, name: string): Promise<void> {
+  const free = await locks.tryAcquire(name, { ttlMs: 30_000 });
+  expect(free).toBeDefined();
+  await free?.release();
 }
