@@ -58,6 +58,7 @@ export async function waitForGrant<G>(
     if (performance.now() >= deadline) throw new LockTimeoutError(a.name, a.timeoutMs ?? 0);
   };
   try {
+    giveUpIfDue(); // a signal aborted before the call: never join the queue
     for (let failures = 0; ; ) {
       const sentAt = performance.now();
       let outcome: AttemptOutcome<G>;
@@ -84,7 +85,10 @@ export async function waitForGrant<G>(
         if (a.signal?.aborted || d.stopping.aborted) giveUpIfDue(); // granted too late: the catch gives it back
         return { grant: outcome.grant, sentAt, waitedMs: Math.round(performance.now() - started) };
       }
-      if (waiterId === undefined && outcome.waiterId !== undefined) {
+      // A new place: the first one, or again at the back after this waiter's place
+      // expired unrenewed (an outage, a pause longer than three polls).
+      if (outcome.waiterId !== undefined && outcome.waiterId !== waiterId) {
+        if (waiterId !== undefined) d.registry.delete(waiterId);
         waiterId = outcome.waiterId;
         d.registry.add(waiterId, (cause) => {
           woken ??= cause;
