@@ -1,5 +1,6 @@
 import {
   asError,
+  databaseOf,
   InvalidOptionError,
   isDatabaseOutage,
   isKnexTransaction,
@@ -8,6 +9,7 @@ import {
   lifecycle,
   nonEmptyString,
   runMigrations,
+  sameDatabase,
   startListener,
   TypedEmitter,
 } from '@eventual/core';
@@ -114,6 +116,11 @@ export function createPostgresLock(options: PostgresLockOptions): PostgresLockMa
   const guard = async (trx: Knex.Transaction, name: string, token: bigint) => {
     if (!isKnexTransaction(trx))
       throw new InvalidOptionError('guard(trx) needs the knex transaction of the write it protects');
+    if (!sameDatabase(trx, knex))
+      throw new InvalidOptionError(
+        `guard(trx) got a transaction of database ${databaseOf(trx)}, but the locks live in ${databaseOf(knex)}: ` +
+          'a check there would prove nothing about this lock',
+      );
     const [current] = await sql.run(trx, sql.guard(o, name, token));
     if (!current) throw new LockLostError(name, token, 'a newer holder has it, or its lease expired');
   };

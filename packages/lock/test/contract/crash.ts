@@ -38,6 +38,10 @@ export function crashContract<H extends LockHandle>(c: ContractContext<H>): void
       for (const child of children) await child.waitFor('ready', 60_000);
       for (const child of children) child.child.send({ event: 'go' });
       const done = await Promise.all(children.map((child) => child.waitFor('done', 120_000)));
+      // Each worker stops its manager and then exits on its own: no renewal timer, wait
+      // or LISTEN connection is left behind to keep a process alive.
+      await Promise.all(children.map((child) => child.exited));
+      expect(children.map((child) => child.child.exitCode)).toEqual(children.map(() => 0));
       expect(done.map((d) => d.refused)).toEqual(children.map(() => 0));
       expect(await storage.value()).toBe(processes * increments);
       const log = await storage.log();

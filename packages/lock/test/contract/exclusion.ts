@@ -19,6 +19,26 @@ export function exclusionContract<H extends LockHandle>(c: ContractContext<H>): 
       expect(tokens.every((t, i) => i === 0 || t > tokens[i - 1]!)).toBe(true);
     });
 
+    it('renews a held lease in the background: the holder keeps the lock for many times its ttl', async () => {
+      const locks = await c.manager();
+      const name = lockName('renewed');
+      const held = await locks.acquire(name, { ttlMs: 300 });
+      const other = await c.manager({ pollIntervalMs: 20 });
+      let looks = 0;
+      other.on('lock:wakeup', () => {
+        looks += 1;
+      });
+      const waiter = other.acquire(name, { ttlMs: 30_000 });
+      // 60 looks at 20 ms (jittered) take about four ttls: long past an unrenewed expiry.
+      await expect.poll(() => looks, { timeout: 20_000 }).toBeGreaterThanOrEqual(60);
+      expect(held.held).toBe(true);
+      expect(held.signal.aborted).toBe(false);
+      await held.release();
+      const next = await waiter;
+      expect(next.token).toBeGreaterThan(held.token);
+      await next.release();
+    });
+
     it('is re-entrant for the same owner, counted: held until every hold is released, under one token', async () => {
       const locks = await c.manager();
       const name = lockName('reentrant');
