@@ -108,9 +108,24 @@ export class LeaseHandle implements LockHandle {
     return this.lostReason() ?? new LockLostError(this.name, this.token, detail);
   }
 
+  /** A backend's last word before a release: throws to refuse it (nothing changes then). */
+  protected checkRelease(): void {}
+
+  /**
+   * Stops renewing without a release (the manager stops and the release was refused or
+   * failed): the lease expires on the server within its TTL.
+   */
+  abandon(): void {
+    if (this.#state !== 'held') return;
+    this.#state = 'released';
+    this.#stopTimers();
+    this.#context.ended(this);
+  }
+
   async release(): Promise<void> {
     if (this.#state === 'released') throw new LockNotHeldError(this.name, 'released');
     if (this.#state === 'lost') throw new LockNotHeldError(this.name, 'lost');
+    this.checkRelease();
     this.#state = 'released';
     this.#stopTimers();
     this.#context.ended(this);

@@ -106,6 +106,22 @@ describe('PostgreSQL guard(trx)', () => {
     await granted.release();
   });
 
+  it('refuses a release inside the transaction the handle guards (it would wait for itself), and releases after it', async () => {
+    const held = await locks.acquire('guard:release-inside', { ttlMs: 30_000 });
+    const refused = await knex.transaction(async (trx) => {
+      await held.guard(trx);
+      await trx('ledger').insert({ note: 'inside' });
+      return held.release().catch((e: unknown) => e);
+    });
+    expect(refused).toBeInstanceOf(InvalidOptionError);
+    expect(held.held).toBe(true);
+    await held.release();
+    expect(held.held).toBe(false);
+    const next = await locks.tryAcquire('guard:release-inside', { ttlMs: 30_000 });
+    expect(next).toBeDefined();
+    await next?.release();
+  });
+
   it('needs a transaction, and changes nothing when given something else', async () => {
     const held = await locks.acquire('guard:trx', { ttlMs: 30_000 });
     const before = await lockState();

@@ -30,8 +30,8 @@ export interface PostgresLockHandle extends LockHandle {
    * Checks, inside `trx`, that this handle's token is still the current holder's, and
    * keeps it so until `trx` ends: the write and the check commit together, or the
    * check throws `LockLostError` and the transaction (when you let the error out of
-   * `knex.transaction`) rolls back. Release the handle after `trx` ends: a newer
-   * holder, and this handle's own release, wait for `trx`.
+   * `knex.transaction`) rolls back. A newer holder waits for `trx` to end; release the
+   * handle after it ends (`release()` inside it is refused: it would wait for itself).
    */
   guard(trx: Knex.Transaction): Promise<void>;
 }
@@ -59,10 +59,28 @@ class PostgresHandle extends LeaseHandle implements PostgresLockHandle {
     this.#guard = guard;
   }
 
+  /** Transactions this handle guarded, until they end: a release inside one would wait for it forever. */
+  readonly #guarded = new Set<Knex.Transaction>();
+
+  #forgetEnded(): void {
+    for (const trx of this.#guarded) if (trx.isCompleted()) this.#guarded.delete(trx);
+  }
+
+  protected override checkRelease(): void {
+    this.#forgetEnded();
+    if (this.#guarded.size > 0)
+      throw new InvalidOptionError(
+        `release() of lock '${this.name}' inside the transaction it guards would wait for that transaction forever ` +
+          '(the guard keeps the lease row until the transaction ends): release after knex.transaction(...) settles',
+      );
+  }
+
   async guard(trx: Knex.Transaction): Promise<void> {
     this.assertHeld();
+    this.#forgetEnded();
     try {
       await this.#guard(trx, this.name, this.token);
+      this.#guarded.add(trx); // it keeps the lease row from now until it ends
     } catch (error) {
       if (error instanceof LockLostError) throw this.markLost('guard found its token no longer current');
       throw error;
@@ -101,7 +119,9 @@ export function createPostgresLock(options: PostgresLockOptions): PostgresLockMa
     async stop() {
       stopping.abort();
       await Promise.allSettled([...acquiring]);
-      await Promise.allSettled([...handles].map((handle) => handle.release()));
+      // A release that cannot be made (refused, the database is gone) stops the renewal:
+      // the lease then expires within its TTL.
+      await Promise.allSettled([...handles].map((handle) => handle.release().catch(() => handle.abandon())));
       await listener?.stop();
     },
   });
