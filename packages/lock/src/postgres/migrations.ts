@@ -44,7 +44,6 @@ export function lockMigrations(options: TableMigrationOptions = {}): Knex.Migrat
           expires_at timestamptz not null,
           primary key (name, owner)
         )`,
-        `create unique index "${name}_holders_token" on ${holders} (name, token)`,
         `create table ${waiters} (
           id bigserial primary key,
           name text not null,
@@ -109,8 +108,12 @@ export function lockMigrations(options: TableMigrationOptions = {}): Knex.Migrat
           v_blocked boolean;
           v_behind boolean;
         begin
-          insert into ${locks} as l (name) values (p_name)
-            on conflict (name) do update set fence = l.fence;
+          -- Take the lock's row (made on first use); only a grant writes it (fence + 1).
+          perform 1 from ${locks} l where l.name = p_name for update;
+          if not found then
+            insert into ${locks} (name) values (p_name) on conflict (name) do nothing;
+            perform 1 from ${locks} l where l.name = p_name for update;
+          end if;
           v_now := clock_timestamp();
           -- Leases and places of the crashed: past their expiry they are nobody's.
           delete from ${holders} h where h.name = p_name and h.expires_at <= v_now;
