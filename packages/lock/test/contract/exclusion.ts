@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { LockHandle } from '../../src/index.js';
+import type { LockHandle, LockManager } from '../../src/index.js';
 import { LockAbortedError, LockTimeoutError } from '../../src/index.js';
+import { nextWaiting } from './modes.js';
 import { type ContractContext, expectFree, lockName } from './suite.js';
 
 export function exclusionContract<H extends LockHandle>(c: ContractContext<H>): void {
@@ -67,29 +68,33 @@ export function exclusionContract<H extends LockHandle>(c: ContractContext<H>): 
       await expectFree(locks, name);
     });
 
-    it('gives up after timeoutMs, and leaves nothing in the queue', async () => {
+    it.each([
+      {
+        how: 'after timeoutMs',
+        code: 'lock_timeout',
+        wait: (locks: LockManager, name: string) => locks.acquire(name, { ttlMs: 30_000, timeoutMs: 300 }),
+      },
+      {
+        how: 'when its signal aborts',
+        code: 'lock_aborted',
+        wait: async (locks: LockManager, name: string) => {
+          const waiting = new AbortController();
+          const queued = nextWaiting(locks);
+          const waiter = locks.acquire(name, { ttlMs: 30_000, signal: waiting.signal });
+          await queued;
+          waiting.abort(new Error('the request was cancelled'));
+          return waiter;
+        },
+      },
+    ])('gives up $how, and leaves nothing in the queue', async ({ code, wait }) => {
       const locks = await c.manager();
-      const name = lockName('timeout');
+      const name = lockName('give-up');
       const held = await locks.acquire(name, { ttlMs: 30_000 });
-      const error = await locks.acquire(name, { ttlMs: 30_000, timeoutMs: 300 }).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(LockTimeoutError);
-      expect((error as LockTimeoutError).code).toBe('lock_timeout');
+      const error = await wait(locks, name).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(code === 'lock_timeout' ? LockTimeoutError : LockAbortedError);
+      expect((error as LockTimeoutError).code).toBe(code);
       await held.release();
       // A waiter left behind would be ahead of this try: it would be refused.
-      await expectFree(locks, name);
-    });
-
-    it('stops waiting when its signal aborts, and leaves nothing in the queue', async () => {
-      const locks = await c.manager();
-      const name = lockName('abort');
-      const held = await locks.acquire(name, { ttlMs: 30_000 });
-      const waiting = new AbortController();
-      const waiter = locks.acquire(name, { ttlMs: 30_000, signal: waiting.signal }).catch((e: unknown) => e);
-      await new Promise<void>((resolve) => locks.on('lock:waiting', () => resolve()));
-      waiting.abort(new Error('the request was cancelled'));
-      const error = await waiter;
-      expect(error).toBeInstanceOf(LockAbortedError);
-      await held.release();
       await expectFree(locks, name);
     });
 
