@@ -58,6 +58,8 @@ export function crashContract<H extends LockHandle>(c: ContractContext<H>): void
       const ttlMs = 2_000;
       const { name, child, token } = await holder('killed', ttlMs);
       const locks = await c.manager({ pollIntervalMs: 1_000 });
+      const looks: string[] = [];
+      locks.on('lock:wakeup', ({ cause }) => looks.push(cause));
       const queued = nextWaiting(locks);
       const next = locks.acquire(name, { ttlMs: 30_000 });
       await queued;
@@ -65,7 +67,9 @@ export function crashContract<H extends LockHandle>(c: ContractContext<H>): void
       await child.kill();
       const granted = await next;
       const handOverMs = Math.round(performance.now() - killedAt);
-      console.log(`[lock contract] hand-over after SIGKILL: ${handOverMs} ms (ttl ${ttlMs} ms)`);
+      console.log(
+        `[lock contract] hand-over after SIGKILL: ${handOverMs} ms (ttl ${ttlMs} ms; the waiter looked again at: ${looks.join(', ')})`,
+      );
       expect(granted.token).toBeGreaterThan(token);
       await granted.release();
     });
