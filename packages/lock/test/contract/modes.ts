@@ -54,6 +54,48 @@ export function modesContract<H extends LockHandle>(c: ContractContext<H>): void
       for (const r of readers) await r.release();
     });
 
+    it('gets a waiting writer the lock through a stream of overlapping readers, and no reader holds it meanwhile', async () => {
+      const name = lockName('stream');
+      const readersManager = await c.manager({ pollIntervalMs: 50 });
+      let active = 0;
+      let mostAtOnce = 0;
+      let reads = 0;
+      let writing = false;
+      let overlappedWriter = false;
+      let streaming = true;
+      // Four readers holding 100 ms each, a quarter apart, each taking the lock again as
+      // soon as it let it go: at every instant one of them holds it, so without the rule
+      // that a waiting writer holds back newer readers the writer would never get in.
+      const readers = Array.from({ length: 4 }, async (_, i) => {
+        await new Promise((resolve) => setTimeout(resolve, 25 * i));
+        while (streaming) {
+          const held = await readersManager.acquire(name, { ttlMs: 30_000, mode: 'shared' });
+          active += 1;
+          reads += 1;
+          mostAtOnce = Math.max(mostAtOnce, active);
+          if (writing) overlappedWriter = true;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          active -= 1;
+          await held.release();
+        }
+      });
+      try {
+        await expect.poll(() => mostAtOnce, { timeout: 20_000 }).toBeGreaterThanOrEqual(2); // readers overlap
+        const writers = await c.manager({ pollIntervalMs: 50 });
+        const writer = await writers.acquire(name, { ttlMs: 30_000, timeoutMs: 15_000 });
+        writing = true;
+        expect(active).toBe(0);
+        const readsBefore = reads;
+        await writer.release();
+        writing = false;
+        await expect.poll(() => reads, { timeout: 20_000 }).toBeGreaterThan(readsBefore); // and the stream goes on
+      } finally {
+        streaming = false;
+        await Promise.allSettled(readers);
+      }
+      expect(overlappedWriter).toBe(false);
+    });
+
     it('refuses to re-enter a shared hold as exclusive (an upgrade), changing nothing', async () => {
       const locks = await c.manager();
       const name = lockName('upgrade');
