@@ -27,7 +27,13 @@ const entries = readdirSync(join(repo, 'packages')).flatMap((dir) => {
 
 it('finds the packages to check', () => {
   expect(entries.map((e) => e.name)).toEqual(
-    expect.arrayContaining(['@eventual/core', '@eventual/outbox', '@eventual/consumer', '@eventual/service']),
+    expect.arrayContaining([
+      '@eventual/core',
+      '@eventual/outbox',
+      '@eventual/consumer',
+      '@eventual/service',
+      '@eventual/lock',
+    ]),
   );
 });
 

@@ -25,6 +25,7 @@ export { TypedEmitter } from './events.js';
 export { describeValue, jsonProblem } from './json.js';
 export { databaseOf, isKnex, isKnexTransaction, sameDatabase } from './knex.js';
 export { type Lifecycle, LifecycleError, type LifecycleHooks, type LifecycleState, lifecycle } from './lifecycle.js';
+export { type Listener, startListener } from './listener.js';
 export { type LogEntry, type Logger, type LogLevel, safeLog, silentLogger, stderrLogger } from './logger.js';
 export {
   type Migration,

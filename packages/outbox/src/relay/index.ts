@@ -1,4 +1,13 @@
-import { asError, type Lifecycle, lifecycle, OutageTracker, TypedEmitter, Wakeable } from '@eventual/core';
+import {
+  asError,
+  type Lifecycle,
+  type Listener,
+  lifecycle,
+  OutageTracker,
+  startListener,
+  TypedEmitter,
+  Wakeable,
+} from '@eventual/core';
 import { contextOf } from '../context.js';
 import type { RelayCounters, RelayEventMap, RelayEventName } from '../events.js';
 import type { Outbox } from '../outbox.js';
@@ -6,7 +15,6 @@ import { LEASES_NOTICE } from '../sql/leases.js';
 import type { RelayContext } from './context.js';
 import { LeaseKeeper } from './keeper.js';
 import { runLane } from './lane.js';
-import { type Listener, startListener } from './listener.js';
 import { type RelayOptions, resolveRelayOptions } from './options.js';
 import { ShardLeases } from './shard-leases.js';
 

@@ -1,5 +1,7 @@
-import { asError, backoffDelay, OUTAGE_BACKOFF, sleep } from '@eventual/core';
 import type { Knex } from 'knex';
+import { backoffDelay, OUTAGE_BACKOFF } from './backoff.js';
+import { asError } from './errors.js';
+import { sleep } from './wait.js';
 
 /** The pg client knex hands out, as far as LISTEN needs it. */
 interface ListenConnection {
@@ -9,6 +11,7 @@ interface ListenConnection {
   removeListener(event: string, listener: (...args: never[]) => void): void;
 }
 
+/** A LISTEN loop started by `startListener`. */
 export interface Listener {
   /** Stops listening and hands the connection back. */
   stop(): Promise<void>;
@@ -16,10 +19,12 @@ export interface Listener {
 
 /**
  * LISTENs on `channel` on a connection of its own, held from the pool for as long as
- * the relay runs, and calls `onNotify` with each payload. NOTIFY is only a latency
- * hint (polling stays the truth), so a lost connection is not an error for the relay:
- * the listener reports it once and reconnects on its own, with jittered backoff so
- * many relays do not stampede a database that just came back.
+ * its owner (a relay, a lock manager) runs, and calls `onNotify` with each payload.
+ * NOTIFY is only a latency hint (polling stays the truth), so a lost connection is not
+ * an error for the owner: the listener reports it once and reconnects on its own, with
+ * jittered backoff so many instances do not stampede a database that just came back.
+ * After a reconnect `onNotify(undefined)` says "you may have missed something".
+ * `channel` is put between double quotes: build it from names `identifier()` accepted.
  */
 export function startListener(
   knex: Knex,
