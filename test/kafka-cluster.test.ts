@@ -126,7 +126,12 @@ async function pipeline(name: string) {
   /** Enqueues transactions of one message per key, `perSecond` messages a second, until `until` resolves. */
   const feed = async (until: Promise<unknown>, perSecond = 120) => {
     let done = false;
-    void until.finally(() => {
+    // The scenario's own failure fails the test (after the feed stops), never unhandled.
+    const failed = until.then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    void failed.then(() => {
       done = true;
     });
     while (!done) {
@@ -135,6 +140,8 @@ async function pipeline(name: string) {
       sent.push(...(await producerDb.transaction((trx) => outbox.enqueue(trx, batch))));
       await sleep((1_000 * KEYS) / perSecond);
     }
+    const error = await failed;
+    if (error !== undefined) throw error;
   };
 
   /** Waits until every sent message is applied, then checks: once each, per-key order, nothing left. */

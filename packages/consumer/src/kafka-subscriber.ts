@@ -5,6 +5,7 @@ import {
   nonEmptyString,
   OutageTracker,
   object,
+  sleep,
   TopicNotFoundError,
 } from '@eventual/core';
 import { classifyKafkaError, missingKafkaTopics, withKafkaAdmin } from '@eventual/outbox';
@@ -111,8 +112,19 @@ export function createKafkaSubscriber(options: KafkaSubscriberOptions): Subscrib
           ),
         );
       });
-      await c.connect();
-      await c.subscribe({ topics, fromBeginning });
+      // start() already checked the brokers and topics: a failure here is a broker
+      // going away under us (its coordinator killed mid-join), tried again for a while.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await c.connect();
+          await c.subscribe({ topics, fromBeginning });
+          break;
+        } catch (error) {
+          const delay = SUBSCRIBE_RETRY_MS[attempt];
+          if (closing || delay === undefined || classifyKafkaError(error) !== 'unavailable') throw error;
+          await sleep(delay);
+        }
+      }
       await c.run({
         autoCommit: true,
         autoCommitThreshold: 1,
@@ -134,6 +146,9 @@ export function createKafkaSubscriber(options: KafkaSubscriberOptions): Subscrib
     },
   };
 }
+
+/** Pauses between tries of connect + subscribe while the broker is unavailable (3 s in all). */
+const SUBSCRIBE_RETRY_MS = [200, 400, 800, 1_600];
 
 async function deliverBatch(payload: EachBatchPayload, handlers: SubscriptionHandlers): Promise<void> {
   const { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale } = payload;
