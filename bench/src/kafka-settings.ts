@@ -2,13 +2,15 @@ import type { ProducerConfig } from 'kafkajs';
 
 /**
  * The producer settings of `createKafkaPublisher` (packages/outbox/src/kafka-publisher.ts):
- * not idempotent, no retry inside kafkajs, one request in flight, acks from all in-sync
- * replicas (acks -1 is passed per send). Baselines use exactly these, so both sides of
- * every ratio use one configuration.
+ * idempotent, one request in flight, acks from all in-sync replicas (acks -1 is passed
+ * per send), and its retry policy. Baselines use exactly these, and the relay gets the
+ * retry policy passed explicitly, so both sides of every ratio use one configuration.
  */
+export const PRODUCER_RETRY = { retries: 3, initialRetryTime: 100, maxRetryTime: 2_000 } as const;
+
 export const BASELINE_PRODUCER: ProducerConfig = {
-  retry: { retries: 0 },
-  idempotent: false,
+  retry: { ...PRODUCER_RETRY },
+  idempotent: true,
   maxInFlightRequests: 1,
 };
 

@@ -13,7 +13,7 @@ import { createKafkaPublisher, createOutbox, createRelay, type Relay } from '@ev
 import { Kafka, logLevel, type Message, type Producer } from 'kafkajs';
 import knexFactory, { type Knex } from 'knex';
 import 'pg';
-import { ACKS_ALL, BASELINE_PRODUCER } from '../kafka-settings.js';
+import { ACKS_ALL, BASELINE_PRODUCER, PRODUCER_RETRY } from '../kafka-settings.js';
 import { Recorder } from './diagnostics.js';
 import { type ChildMessage, epochNow, type ParentMessage } from './protocol.js';
 
@@ -70,7 +70,7 @@ async function init(message: Init): Promise<void> {
 
 async function initRelay(message: Extract<Init, { mode: 'relay' }>, knex: Knex, kafka: Kafka): Promise<void> {
   const outbox = createOutbox({ knex, schema: message.schema });
-  const publisher = createKafkaPublisher({ kafka });
+  const publisher = createKafkaPublisher({ kafka, producer: { retry: { ...PRODUCER_RETRY } } });
   await publisher.publish([warmupRecord(message.warmupTopic)]);
   let published = 0;
   let relay: Relay | undefined;

@@ -1,4 +1,4 @@
-import { sleep, TRACE_HEADER } from '@eventual/core';
+import { BrokerUnreachableError, TRACE_HEADER } from '@eventual/core';
 import kafkajs, { type Kafka, type Producer, type ProducerConfig, type TopicMessages } from 'kafkajs';
 import { PublishError, type PublishErrorKind } from './errors.js';
 import { withKafkaAdmin } from './kafka-connect.js';
@@ -7,50 +7,17 @@ import type { Publisher } from './publisher.js';
 // Off the default export: Node's ESM loader does not see all of kafkajs' CommonJS exports.
 const { Partitioners } = kafkajs;
 
-/** Pauses before the second and third try of a whole batch (a leader moving, a new topic's metadata). */
-const RESEND_DELAYS_MS = [100, 400];
-
-/**
- * kafkajs' `sendBatch` without its own retry, tried again here as a whole: every
- * record is sent again, so none can be skipped (see `KafkaPublisherOptions.producer`).
- * Records a failed try did write reach Kafka twice; consumers drop them by id. Only
- * what may pass in a moment is tried again (a leader moving, a topic's metadata not
- * there yet); a broker that stays away fails the publish within half a second, and the
- * relay's own backoff takes over.
- */
-async function sendWhole(producer: Producer, topicMessages: TopicMessages[]): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await producer.sendBatch({ topicMessages, acks: -1 });
-      return;
-    } catch (error) {
-      const delay = RESEND_DELAYS_MS[attempt];
-      if (delay === undefined || classifyKafkaError(error) === 'permanent') throw error;
-      await sleep(delay);
-    }
-  }
-}
-
 /** Options of `createKafkaPublisher`. */
 export interface KafkaPublisherOptions {
   /** A kafkajs client; the publisher creates and owns its producer. */
   kafka: Kafka;
   /**
-   * Producer settings. eventual always sends with one request in flight per broker
-   * (per-partition order), acks from all in-sync replicas, and no retry inside kafkajs
-   * (`retry.retries` 0: the publisher sends the whole batch again, up to three tries in
-   * half a second, then fails the publish and the relay repeats it). These cannot be
-   * overridden. Why no kafkajs retry: kafkajs 2.2.4 remembers
-   * which brokers answered a send; when a partition's leader dies and leadership moves
-   * to a broker that had already answered for its own partitions, the retry skips that
-   * broker and the moved partition's records are never sent, yet the send resolves
-   * (producer/sendMessages.js, `responsePerBroker`). Seen in this repository's cluster
-   * test: a message marked published that no reader ever found on Kafka. kafkajs'
-   * idempotent producer needs its own retries, so it is off: a repeated batch can put a
-   * record on Kafka twice, which consumers drop by message id (delivery is at least
-   * once anyway).
+   * Producer settings. eventual always uses the idempotent producer with one request in
+   * flight per broker (per-partition order, and no duplicates from the producer's own
+   * retries) and acks from all in-sync replicas; these cannot be overridden. `retry`
+   * defaults to 3 retries from 100 ms up to 2 s (a `retry` given here replaces it whole).
    */
-  producer?: Omit<ProducerConfig, 'idempotent' | 'maxInFlightRequests' | 'retry'>;
+  producer?: Omit<ProducerConfig, 'idempotent' | 'maxInFlightRequests'>;
 }
 
 /** Protocol errors that no retry can fix: the message itself is unpublishable. */
@@ -120,6 +87,7 @@ export function classifyKafkaError(error: unknown): PublishErrorKind {
     chain.push(e);
     for (const inner of (e as { errors?: unknown[] }).errors ?? []) chain.push(inner);
   }
+  if (chain.some((e) => e instanceof BrokerUnreachableError)) return 'unavailable';
   const types = chain.map((e) => (e as { type?: string }).type).filter(Boolean) as string[];
   if (types.some((t) => PERMANENT.has(t))) return 'permanent';
   if (types.some((t) => UNAVAILABLE_TYPES.has(t))) return 'unavailable';
@@ -154,18 +122,79 @@ function keepCreationContext(headers: Record<string, string>): Record<string, st
   );
 }
 
+/** How long a topic's partition count is trusted before it is read again (kafkajs' metadata age is 5 min). */
+const PARTITIONS_MAX_AGE_MS = 60_000;
+
+/** Topics' partition counts, read with an admin client when missing or older than a minute. */
+function partitionCounts(kafka: Kafka) {
+  const known = new Map<string, { count: number; at: number }>();
+  return {
+    async of(topics: string[]): Promise<Map<string, number>> {
+      const now = Date.now();
+      const stale = topics.filter((t) => (known.get(t)?.at ?? Number.NEGATIVE_INFINITY) < now - PARTITIONS_MAX_AGE_MS);
+      if (stale.length > 0) {
+        const listed = new Set(
+          await withKafkaAdmin(kafka, 'the relay', 10_000, async (admin) => {
+            const names = new Set(await admin.listTopics());
+            const present = stale.filter((t) => names.has(t));
+            if (present.length === 0) return [];
+            const metadata = await admin.fetchTopicMetadata({ topics: present });
+            for (const t of metadata.topics) known.set(t.name, { count: t.partitions.length, at: now });
+            return present;
+          }),
+        );
+        // Not there yet: kafkajs' own metadata request creates it where the broker allows.
+        for (const t of stale) if (!listed.has(t)) known.delete(t);
+      }
+      return new Map(topics.flatMap((t) => (known.has(t) ? [[t, known.get(t)!.count] as const] : [])));
+    },
+  };
+}
+
 /**
- * The default publisher: a kafkajs producer, one request in flight per broker, acks
- * from all in-sync replicas, no internal retry (see `KafkaPublisherOptions.producer`
- * for why). Record key = message key, value = the JSON payload text, headers = the
- * message headers.
+ * How long a broker may wait for the in-sync replicas' acks before answering
+ * REQUEST_TIMED_OUT (kafkajs' default is 30 s). With the controller quorum gone the
+ * leader cannot shrink its ISR and waits the whole time: at 30 s, 4 tries kept an
+ * outage from the relay for two minutes; healthy replicas ack in milliseconds.
+ */
+const ACK_TIMEOUT_MS = 10_000;
+
+const choosePartition = Partitioners.DefaultPartitioner();
+const PARTITION_METADATA: Array<Array<{ partitionId: number; leader: number }>> = [];
+
+/** The partition kafkajs' default partitioner (the Java client's murmur2) gives `key` among `count`. */
+function partitionOf(topic: string, key: string, count: number): number {
+  PARTITION_METADATA[count] ??= Array.from({ length: count }, (_, partitionId) => ({ partitionId, leader: 0 }));
+  return choosePartition({
+    topic,
+    partitionMetadata: PARTITION_METADATA[count] as never,
+    message: { key, value: null },
+  });
+}
+
+/**
+ * The default publisher: a kafkajs idempotent producer. Record key = message key,
+ * value = the JSON payload text, headers = the message headers.
+ *
+ * Each partition's records go in a `sendBatch` call of their own (the partition
+ * chosen here as kafkajs' default partitioner would, the Java client's murmur2 of the
+ * key), so kafkajs' retries are safe: kafkajs 2.2.4 remembers which brokers answered a
+ * multi-broker send, and when a partition's leader died and its leadership moved to a
+ * broker that had already answered, the retry skipped that broker and the partition's
+ * records were never sent, yet the send resolved (producer/sendMessages.js,
+ * `responsePerBroker`; a message marked published that no reader found, in
+ * test/kafka-cluster.test.ts). With one partition per call there is one broker per
+ * call, and the retry goes to whichever leads it now.
  *
  * After any failure that is not the message's fault the producer is replaced on the
- * next publish, so a broker restart never leaves a producer with stale state behind.
+ * next publish: after a broker restart an idempotent kafkajs producer can be left
+ * with a stale producer id/sequence and fail every later send.
  */
 export function createKafkaPublisher(options: KafkaPublisherOptions): Publisher {
   let producer: Producer | undefined;
   let connecting: Promise<Producer> | undefined;
+
+  const partitions = partitionCounts(options.kafka);
 
   const connected = () => {
     connecting ??= (async () => {
@@ -173,10 +202,10 @@ export function createKafkaPublisher(options: KafkaPublisherOptions): Publisher 
         // kafkajs 2's default, the Java client's murmur2 (a key lands on the partition
         // a Java producer would pick), said out loud: kafkajs warns at every start otherwise.
         createPartitioner: Partitioners.DefaultPartitioner,
+        retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 2_000 },
         ...options.producer,
-        idempotent: false,
+        idempotent: true,
         maxInFlightRequests: 1,
-        retry: { retries: 0 },
       });
       await p.connect();
       producer = p;
@@ -204,16 +233,28 @@ export function createKafkaPublisher(options: KafkaPublisherOptions): Publisher 
   return {
     async publish(records) {
       if (records.length === 0) return;
-      const byTopic = new Map<string, TopicMessages>();
-      for (const r of records) {
-        const entry = byTopic.get(r.topic) ?? { topic: r.topic, messages: [] };
-        byTopic.set(r.topic, entry);
-        entry.messages.push({ key: r.key, value: r.value, headers: keepCreationContext(r.headers) });
-      }
       let p: Producer | undefined;
       try {
+        const counts = await partitions.of([...new Set(records.map((r) => r.topic))]);
+        const byPartition = new Map<string, TopicMessages>();
+        for (const r of records) {
+          const count = counts.get(r.topic);
+          // A topic the cluster does not list yet goes as one call, placed by kafkajs.
+          const partition = count === undefined ? undefined : partitionOf(r.topic, r.key, count);
+          const at = `${r.topic}\u0000${partition ?? '*'}`;
+          const entry = byPartition.get(at) ?? { topic: r.topic, messages: [] };
+          byPartition.set(at, entry);
+          entry.messages.push({ key: r.key, value: r.value, partition, headers: keepCreationContext(r.headers) });
+        }
         p = await connected();
-        await sendWhole(p, [...byTopic.values()]);
+        const producer = p;
+        const sent = await Promise.allSettled(
+          [...byPartition.values()].map((entry) =>
+            producer.sendBatch({ topicMessages: [entry], acks: -1, timeout: ACK_TIMEOUT_MS }),
+          ),
+        );
+        const failed = sent.find((outcome) => outcome.status === 'rejected');
+        if (failed) throw failed.reason;
       } catch (error) {
         const kind = classifyKafkaError(error);
         // A failed connect already cleared itself; a failed send replaces its producer.
