@@ -16,6 +16,7 @@ import {
   SAGA_REPLY_TYPE,
   type SagaOrchestrator,
 } from '@eventual/saga';
+import { type HealthOptions, type ServiceHealth, watchHealth } from './health.js';
 import {
   type ResolvedConsumer,
   type ResolvedServiceOptions,
@@ -38,8 +39,16 @@ export interface Service extends Lifecycle {
   readonly consumers: ReadonlyMap<string, Consumer>;
   /** The saga orchestrator: start sagas in your transactions with it. Throws if `sagas` was not configured. */
   readonly orchestrator: SagaOrchestrator;
-  /** Each part and its state, for a health check. */
+  /** Each part and its state. */
   parts(): Array<{ part: string; state: LifecycleState }>;
+  /**
+   * Liveness and readiness with a reason per failed check: the service's own state, the
+   * database (one `select 1` within `timeoutMs`), the broker (as the relay and the
+   * consumers last reported it: no connection per call), the relay (holding shard
+   * leases or waiting for them), the scheduler, and each consumer (joined its group,
+   * not stopped, its subscriber alive). `healthHandler(service)` serves it over HTTP.
+   */
+  health(options?: HealthOptions): Promise<ServiceHealth>;
 }
 
 /**
@@ -110,6 +119,8 @@ export function createService(options: ServiceOptions): Service {
     },
   });
 
+  const health = watchHealth({ name: o.name, knex: o.knex, service: parts, relay, scheduler, consumers });
+
   return {
     name: o.name,
     outbox,
@@ -133,6 +144,7 @@ export function createService(options: ServiceOptions): Service {
       { part: 'scheduler', state: scheduler.state },
       ...[...consumers].map(([name, c]) => ({ part: `consumer ${name}`, state: c.state })),
     ],
+    health,
   };
 }
 
