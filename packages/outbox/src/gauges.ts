@@ -1,0 +1,98 @@
+import { asError, type GaugeReading, integer, observeGauges } from '@eventual/core';
+import { contextOf } from './context.js';
+import type { Outbox } from './outbox.js';
+import { selectGauges } from './sql/gauges.js';
+import { run } from './sql/statement.js';
+
+/** Options of `observeOutboxGauges` (and of the other packages' gauges). */
+export interface GaugeOptions {
+  /**
+   * The database is read at most once per this many ms, however many readers collect
+   * or how often they scrape; 0 reads at every collection. Default 10,000 ms: set it to
+   * your scrape interval.
+   */
+  intervalMs?: number;
+}
+
+/** The default of `GaugeOptions.intervalMs`. */
+export const DEFAULT_GAUGE_INTERVAL_MS = 10_000;
+
+/** `intervalMs` of gauge options, validated (an `InvalidOptionError` names `factory`). */
+export function gaugeInterval(factory: string, options: GaugeOptions = {}): number {
+  return integer(`${factory} intervalMs`, options.intervalMs ?? DEFAULT_GAUGE_INTERVAL_MS, 0, 3_600_000);
+}
+
+const GAUGES = {
+  pending: { name: 'eventual.outbox.pending', unit: '{message}', description: 'Messages waiting for the relay.' },
+  oldestPending: {
+    name: 'eventual.outbox.oldest_pending.age',
+    unit: 's',
+    description: 'Age of the oldest pending message: how far behind the relay is.',
+  },
+  prepared: {
+    name: 'eventual.outbox.prepared',
+    unit: '{message}',
+    description: 'Prepared messages not yet committed or rolled back.',
+  },
+  checkbackDue: {
+    name: 'eventual.outbox.checkback.due',
+    unit: '{message}',
+    description: 'Prepared messages whose producer went silent, due for the check-back.',
+  },
+  dead: {
+    name: 'eventual.outbox.dead',
+    unit: '{message}',
+    description: 'Messages that went dead and wait for requeue(): alert on > 0.',
+  },
+} as const;
+
+type OutboxGauge = keyof typeof GAUGES;
+
+interface GaugeRow {
+  topic: string;
+  pending: number;
+  oldest_pending_s: number;
+  prepared: number;
+  checkback_due: number;
+  dead: number;
+}
+
+/**
+ * Registers the outbox's observable gauges with the registered OpenTelemetry meter
+ * provider, per topic (`messaging.destination.name`): `eventual.outbox.pending`,
+ * `eventual.outbox.oldest_pending.age` (seconds), `eventual.outbox.prepared`,
+ * `eventual.outbox.checkback.due` and `eventual.outbox.dead`. All come from one query
+ * of the outbox table, made at most once per `intervalMs`. Returns the function that
+ * unregisters them. `createService` registers them at start and removes them at stop.
+ */
+export function observeOutboxGauges(outbox: Outbox, options: GaugeOptions = {}): () => void {
+  const { o, logger } = contextOf(outbox);
+  const intervalMs = gaugeInterval('observeOutboxGauges', options);
+  return observeGauges(
+    '@eventual/outbox',
+    GAUGES,
+    async () => {
+      const rows = await run<GaugeRow>(o.knex, selectGauges(o));
+      return rows.flatMap((row): Array<GaugeReading<OutboxGauge>> => {
+        const attributes = { 'messaging.destination.name': row.topic };
+        return [
+          { gauge: 'pending', value: row.pending, attributes },
+          { gauge: 'oldestPending', value: row.oldest_pending_s, attributes },
+          { gauge: 'prepared', value: row.prepared, attributes },
+          { gauge: 'checkbackDue', value: row.checkback_due, attributes },
+          { gauge: 'dead', value: row.dead, attributes },
+        ];
+      });
+    },
+    {
+      intervalMs,
+      onError: (error) =>
+        logger({
+          level: 'warn',
+          namespace: 'outbox',
+          message: `outbox gauges: reading ${o.tables.messages} failed, nothing reported this time`,
+          error: asError(error),
+        }),
+    },
+  );
+}
