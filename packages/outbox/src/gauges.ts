@@ -17,9 +17,9 @@ export interface GaugeOptions {
 /** The default of `GaugeOptions.intervalMs`. */
 export const DEFAULT_GAUGE_INTERVAL_MS = 10_000;
 
-/** `intervalMs` of gauge options, validated (an `InvalidOptionError` names `factory`). */
-export function gaugeInterval(factory: string, options: GaugeOptions = {}): number {
-  return integer(`${factory} intervalMs`, options.intervalMs ?? DEFAULT_GAUGE_INTERVAL_MS, 0, 3_600_000);
+/** A gauge interval (`GaugeOptions.intervalMs`), validated: an `InvalidOptionError` names `option`. */
+export function gaugeInterval(option: string, value: unknown): number {
+  return integer(option, value ?? DEFAULT_GAUGE_INTERVAL_MS, 0, 3_600_000);
 }
 
 const GAUGES = {
@@ -67,7 +67,7 @@ interface GaugeRow {
  */
 export function observeOutboxGauges(outbox: Outbox, options: GaugeOptions = {}): () => void {
   const { o, logger } = contextOf(outbox);
-  const intervalMs = gaugeInterval('observeOutboxGauges', options);
+  const intervalMs = gaugeInterval('observeOutboxGauges intervalMs', options.intervalMs);
   return observeGauges(
     '@eventual/outbox',
     GAUGES,

@@ -46,7 +46,7 @@ export function observeSagaGauges(orchestrator: SagaOrchestrator, options: Gauge
     throw new InvalidOptionError(
       'observeSagaGauges(orchestrator) needs an orchestrator created with createSagaOrchestrator()',
     );
-  const intervalMs = gaugeInterval('observeSagaGauges', options);
+  const intervalMs = gaugeInterval('observeSagaGauges intervalMs', options.intervalMs);
   return observeGauges(
     '@eventual/saga',
     GAUGES,

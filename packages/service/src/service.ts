@@ -1,4 +1,4 @@
-import { type Consumer, createConsumer, type Handler } from '@eventual/consumer';
+import { type Consumer, createConsumer, type Handler, observeConsumerGauges } from '@eventual/consumer';
 import {
   asError,
   InvalidOptionError,
@@ -7,11 +7,19 @@ import {
   lifecycle,
   type Scheduler,
 } from '@eventual/core';
-import { createOutbox, createRelay, createScheduler, type Outbox, type Relay } from '@eventual/outbox';
+import {
+  createOutbox,
+  createRelay,
+  createScheduler,
+  type Outbox,
+  observeOutboxGauges,
+  type Relay,
+} from '@eventual/outbox';
 import {
   type CommandHandler,
   createParticipant,
   createSagaOrchestrator,
+  observeSagaGauges,
   type Participant,
   SAGA_REPLY_TYPE,
   type SagaOrchestrator,
@@ -88,6 +96,7 @@ export function createService(options: ServiceOptions): Service {
     ],
   });
   const started = new Set<Lifecycle>();
+  const gauges: Array<() => void> = [];
 
   const parts = lifecycle(`service '${o.name}'`, {
     async start(signal) {
@@ -104,8 +113,11 @@ export function createService(options: ServiceOptions): Service {
         started.add(part);
         await part.start();
       }
+      if (o.metrics.gauges) gauges.push(...observeGauges(o, outbox, consumers, orchestrator));
     },
     async stop() {
+      // Gauges first: a stopped part has nothing true to report.
+      for (const unregister of gauges.splice(0)) unregister();
       const errors: unknown[] = [];
       const stopAll = async (list: Lifecycle[]) => {
         const results = await Promise.allSettled(list.map((part) => part.stop()));
@@ -146,6 +158,21 @@ export function createService(options: ServiceOptions): Service {
     ],
     health,
   };
+}
+
+/** The service's gauges (outbox, each consumer's lag, sagas); each entry unregisters one set. */
+function observeGauges(
+  o: ResolvedServiceOptions,
+  outbox: Outbox,
+  consumers: Map<string, Consumer>,
+  orchestrator: SagaOrchestrator | undefined,
+): Array<() => void> {
+  const intervalMs = o.metrics.gaugeIntervalMs;
+  return [
+    observeOutboxGauges(outbox, { intervalMs }),
+    ...[...consumers.values()].map((c) => observeConsumerGauges(c)),
+    ...(orchestrator ? [observeSagaGauges(orchestrator, { intervalMs })] : []),
+  ];
 }
 
 interface Wiring {
