@@ -3,19 +3,10 @@ import { InvalidOptionError } from '@eventual/core';
 import { createTopics, randomTopic } from '@eventual/devstack/testing';
 import { describe, expect, it } from 'vitest';
 import { recordMetrics } from '../../outbox/test/telemetry-support.js';
-import { consumerFixture, uniqueName } from './support.js';
+import { consumerFixture, gate, uniqueName } from './support.js';
 
 const fixture = consumerFixture('lag_gauge');
 const { points } = recordMetrics();
-
-/** A promise and the function that resolves it. */
-function gate() {
-  let open!: () => void;
-  const opened = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  return { opened, open };
-}
 
 describe('consumer lag gauge', () => {
   it('reports what a consumer that was stopped missed, per topic, as consumer.lag() computes it, down to 0 once it caught up', async () => {
