@@ -139,6 +139,41 @@ describe('service.health()', () => {
     expect((await service.outbox.stats()).pending).toBe(0); // the message waited, then went out
   });
 
+  it("is not live once a consumer's subscriber gave up, naming the error", async () => {
+    // kafkajs giving up (a crash it does not restart from) reaches the consumer as a fatal error.
+    const inner = kafka();
+    let giveUp: ((error: Error, fatal: boolean) => void) | undefined;
+    const transport: Transport = {
+      publisher: () => inner.publisher(),
+      subscriber(options) {
+        const subscriber = inner.subscriber(options);
+        return {
+          groupId: subscriber.groupId,
+          verify: (topics, timeoutMs) => subscriber.verify!(topics, timeoutMs),
+          subscribe: (topics, handlers) => {
+            giveUp = handlers.error;
+            return subscriber.subscribe(topics, handlers);
+          },
+          close: () => subscriber.close(),
+        };
+      },
+    };
+    const { service } = await consumingService(await services.createDatabase('health'), transport);
+    await service.start();
+    await expect.poll(async () => (await service.health()).ready, { timeout: 30_000 }).toBe(true);
+
+    giveUp!(new Error('The group coordinator is not available (restartOnFailure said no)'), false);
+    expect((await service.health()).live).toBe(true); // a retried error is not a dead loop
+    giveUp!(new Error('The group coordinator is not available (restartOnFailure said no)'), true);
+    const health = await service.health();
+    expect(health).toMatchObject({ live: false, ready: false });
+    expect(health.checks.find((c) => c.name === `consumer ${service.name}`)).toEqual({
+      name: `consumer ${service.name}`,
+      ok: false,
+      reason: 'the subscriber gave up: The group coordinator is not available (restartOnFailure said no)',
+    });
+  });
+
   it('serves /healthz and /readyz over node:http: 200 while live and ready, 503 with the reasons once stopped', async () => {
     const { service } = await consumingService(await services.createDatabase('health'), kafka());
     const server = createServer(healthHandler(service));
