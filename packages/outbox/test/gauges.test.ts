@@ -1,6 +1,7 @@
 import { createTopics, randomTopic } from '@eventual/devstack/testing';
 import {
   createKafkaPublisher,
+  createOutbox,
   InvalidOptionError,
   observeOutboxGauges,
   PublishError,
@@ -105,6 +106,25 @@ describe('outbox gauges', () => {
 
     unregister.push(observeOutboxGauges(outbox, { intervalMs: 0 }));
     expect((await gauge('eventual.outbox.pending'))[topic]).toBe(2);
+  });
+
+  it('logs a failed read once per interval and reports nothing from it', async () => {
+    const { url, knex } = await fixture.database();
+    const warnings: string[] = [];
+    const outbox = createOutbox({
+      knex: fixture.connect(url),
+      logger: (entry) => {
+        if (entry.level === 'warn') warnings.push(`${entry.message}: ${entry.error?.message}`);
+      },
+    });
+    const topic = randomTopic('gone');
+    await knex.transaction((trx) => outbox.enqueue(trx, { topic, key: 'k', type: 'OrderPlaced', payload: {} }));
+    await knex.raw('drop table eventual.outbox cascade'); // the read fails from now on
+    unregister.push(observeOutboxGauges(outbox, { intervalMs: 3_600_000 }));
+    expect(await points('eventual.outbox.pending', { 'messaging.destination.name': topic })).toEqual([]);
+    expect(await points('eventual.outbox.pending', { 'messaging.destination.name': topic })).toEqual([]);
+    expect(warnings).toHaveLength(1); // the second collection reused the failed read: one query per interval
+    expect(warnings[0]).toMatch(/^outbox gauges: reading "eventual"\."outbox" failed, nothing reported this time: /);
   });
 
   it('refuses an interval that is not a whole number of ms, and what is not an outbox', async () => {
