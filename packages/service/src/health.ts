@@ -123,7 +123,8 @@ export function watchHealth(parts: HealthParts): (options?: HealthOptions) => Pr
 /** `select 1` within `timeoutMs`: a pool that cannot hand out a connection counts as unreachable too. */
 async function databaseCheck(knex: Knex, timeoutMs: number): Promise<HealthCheck> {
   let timer: NodeJS.Timeout | undefined;
-  const query = knex.raw('select 1');
+  // A knex query runs again at each then(): make it one promise, run once.
+  const query = Promise.resolve(knex.raw('select 1'));
   const timedOut = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), timeoutMs);
   });

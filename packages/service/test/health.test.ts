@@ -212,6 +212,39 @@ describe('service.health()', () => {
     expect((await get('/readyz')).status).toBe(503);
   });
 
+  it('counts a database that cannot hand out a connection within timeoutMs as not reachable', async () => {
+    const knex = knexFactory({
+      client: 'pg',
+      connection: await services.createDatabase('health'),
+      pool: { min: 0, max: 1 },
+    });
+    cleanups.push(() => knex.destroy());
+    const service = createService({ name: 'tiny', knex, transport: kafka() });
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let holding!: () => void;
+    const isHolding = new Promise<void>((resolve) => {
+      holding = resolve;
+    });
+    // The pool's only connection is busy in a transaction until the test releases it.
+    const transaction = knex.transaction(async () => {
+      holding();
+      await held;
+    });
+    await isHolding;
+    const busy = await service.health({ timeoutMs: 200 });
+    expect(busy.checks.find((c) => c.name === 'database')).toEqual({
+      name: 'database',
+      ok: false,
+      reason: 'database did not answer select 1 within 200 ms',
+    });
+    release();
+    await transaction;
+    expect((await service.health()).checks.find((c) => c.name === 'database')).toEqual({ name: 'database', ok: true });
+  });
+
   it('refuses a timeout that is not a positive integer', async () => {
     const { service } = await consumingService(await services.createDatabase('health'), kafka());
     await expect(service.health({ timeoutMs: 0 })).rejects.toThrow(InvalidOptionError);
