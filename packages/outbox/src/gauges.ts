@@ -1,6 +1,7 @@
-import { asError, type GaugeReading, integer, observeGauges } from '@eventual/core';
+import { asError, type GaugeReading, InvalidOptionError, integer, observeGauges, type Scheduler } from '@eventual/core';
 import { contextOf } from './context.js';
 import type { Outbox } from './outbox.js';
+import type { Relay } from './relay/index.js';
 import { selectGauges } from './sql/gauges.js';
 import { run } from './sql/statement.js';
 
@@ -96,3 +97,90 @@ export function observeOutboxGauges(outbox: Outbox, options: GaugeOptions = {}):
     },
   );
 }
+
+const RELAY_GAUGES = {
+  shards: {
+    name: 'eventual.relay.shards.owned',
+    unit: '{shard}',
+    description: 'Shards whose lease this relay holds: 0 on every instance means nothing relays.',
+  },
+  lastPublish: {
+    name: 'eventual.relay.last_publish.time',
+    unit: 's',
+    description: 'When this relay last published and marked a batch, in seconds since the Unix epoch.',
+  },
+} as const;
+
+/**
+ * Registers the relay's gauges, read from memory at each collection:
+ * `eventual.relay.shards.owned` and `eventual.relay.last_publish.time` (Unix seconds
+ * of the last batch published and marked; absent until the first). No attributes: the
+ * scrape's instance label tells the relays apart. An idle relay publishes nothing, so
+ * a staleness alert pairs the time with a pending backlog. Returns the function that
+ * unregisters them; `createService` registers them at start and removes them at stop.
+ */
+export function observeRelayGauges(relay: Relay): () => void {
+  if (typeof (relay as Partial<Relay> | null)?.ownedShards !== 'function')
+    throw new InvalidOptionError('observeRelayGauges(relay) needs a relay created with createRelay()');
+  let lastPublishMs: number | undefined;
+  const off = relay.on('relay:published', () => {
+    lastPublishMs = Date.now();
+  });
+  const unregister = observeGauges(
+    '@eventual/outbox',
+    RELAY_GAUGES,
+    async () => [
+      { gauge: 'shards' as const, value: relay.ownedShards().length, attributes: {} },
+      ...(lastPublishMs === undefined
+        ? []
+        : [{ gauge: 'lastPublish' as const, value: lastPublishMs / 1000, attributes: {} }]),
+    ],
+    { intervalMs: 0, onError: ignoreMemoryRead },
+  );
+  return () => {
+    off();
+    unregister();
+  };
+}
+
+const SCHEDULER_GAUGES = {
+  lastSuccess: {
+    name: 'eventual.scheduler.last_success.time',
+    unit: 's',
+    description: 'When a scheduled job last succeeded on this instance, in seconds since the Unix epoch, per job.',
+  },
+} as const;
+
+/**
+ * Registers `eventual.scheduler.last_success.time` per job (`eventual.job.name`): Unix
+ * seconds of the job's last scheduled run that succeeded on this instance, from its
+ * `scheduler:ran` events. A run executes on one instance of the cluster per slot, so
+ * take the `max` over instances. Returns the function that unregisters it;
+ * `createService` registers it at start and removes it at stop.
+ */
+export function observeSchedulerGauges(scheduler: Scheduler): () => void {
+  if (typeof (scheduler as Partial<Scheduler> | null)?.runNow !== 'function')
+    throw new InvalidOptionError('observeSchedulerGauges(scheduler) needs a scheduler created with createScheduler()');
+  const lastSuccessMs = new Map<string, number>();
+  const off = scheduler.on('scheduler:ran', ({ job }) => {
+    lastSuccessMs.set(job, Date.now());
+  });
+  const unregister = observeGauges(
+    '@eventual/outbox',
+    SCHEDULER_GAUGES,
+    async () =>
+      [...lastSuccessMs].map(([job, ms]) => ({
+        gauge: 'lastSuccess' as const,
+        value: ms / 1000,
+        attributes: { 'eventual.job.name': job },
+      })),
+    { intervalMs: 0, onError: ignoreMemoryRead },
+  );
+  return () => {
+    off();
+    unregister();
+  };
+}
+
+/** The relay and scheduler gauges read variables of this process: there is no failure to report. */
+function ignoreMemoryRead(): void {}

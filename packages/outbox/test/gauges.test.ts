@@ -2,8 +2,11 @@ import { createTopics, randomTopic } from '@eventual/devstack/testing';
 import {
   createKafkaPublisher,
   createOutbox,
+  createScheduler,
   InvalidOptionError,
   observeOutboxGauges,
+  observeRelayGauges,
+  observeSchedulerGauges,
   PublishError,
   type Publisher,
 } from '@eventual/outbox';
@@ -127,6 +130,40 @@ describe('outbox gauges', () => {
     expect(warnings[0]).toMatch(/^outbox gauges: reading "eventual"\."outbox" failed, nothing reported this time: /);
   });
 
+  it("reports the relay's shards and last publish time, and each scheduled job's last success, from memory", async () => {
+    const { knex, outbox } = await fixture.database(4);
+    const topic = randomTopic('relayed');
+    await createTopics(fixture.services.kafkaBrokers, [topic], 1);
+    const relay = fixture.relay(outbox);
+    const scheduler = createScheduler(outbox, {
+      schedules: { sweep: '* * * * * *', checkback: false, cleanup: false, 'lease-recovery': false },
+    });
+    fixture.defer(() => scheduler.stop());
+    unregister.push(observeRelayGauges(relay), observeSchedulerGauges(scheduler));
+    expect(await points('eventual.relay.last_publish.time')).toEqual([]); // nothing published yet: nothing made up
+    await relay.start();
+    await scheduler.start();
+
+    const before = Date.now() / 1000;
+    await knex.transaction((trx) => outbox.enqueue(trx, { topic, key: 'k', type: 'OrderPlaced', payload: {} }));
+    await expect.poll(() => relay.counters.published, { timeout: 20_000 }).toBe(1);
+    const sweeps = new Promise<void>((resolve) =>
+      scheduler.on('scheduler:ran', ({ job }) => job === 'sweep' && resolve()),
+    );
+    await sweeps;
+    const after = Date.now() / 1000;
+
+    const [owned] = await points('eventual.relay.shards.owned');
+    expect(owned!.value).toBe(relay.ownedShards().length);
+    expect(owned!.value).toBe(4); // the only relay holds every shard
+    const [published] = await points('eventual.relay.last_publish.time');
+    expect(published!.value).toBeGreaterThanOrEqual(before);
+    expect(published!.value).toBeLessThanOrEqual(after);
+    const jobs = await points('eventual.scheduler.last_success.time');
+    expect(jobs.map((p) => p.attributes['eventual.job.name'])).toEqual(['sweep']);
+    expect(jobs[0]!.value).toBeGreaterThanOrEqual(before);
+  });
+
   it('refuses an interval that is not a whole number of ms, and what is not an outbox', async () => {
     const { outbox } = await fixture.database();
     expect(() => observeOutboxGauges(outbox, { intervalMs: -5 })).toThrow(
@@ -135,5 +172,7 @@ describe('outbox gauges', () => {
     expect(() => observeOutboxGauges(outbox, { intervalMs: 1.5 })).toThrow(InvalidOptionError);
     expect(() => observeOutboxGauges({} as never)).toThrow(/expected an outbox created with createOutbox/);
     expect(() => observeOutboxGauges({} as never)).toThrow(InvalidOptionError);
+    expect(() => observeRelayGauges({} as never)).toThrow(/needs a relay created with createRelay/);
+    expect(() => observeSchedulerGauges(null as never)).toThrow(/needs a scheduler created with createScheduler/);
   });
 });

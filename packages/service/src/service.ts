@@ -13,6 +13,8 @@ import {
   createScheduler,
   type Outbox,
   observeOutboxGauges,
+  observeRelayGauges,
+  observeSchedulerGauges,
   type Relay,
 } from '@eventual/outbox';
 import {
@@ -113,7 +115,7 @@ export function createService(options: ServiceOptions): Service {
         started.add(part);
         await part.start();
       }
-      if (o.metrics.gauges) gauges.push(...observeGauges(o, outbox, consumers, orchestrator));
+      if (o.metrics.gauges) gauges.push(...observeGauges(o, { outbox, relay, scheduler, consumers, orchestrator }));
     },
     async stop() {
       // Gauges first: a stopped part has nothing true to report.
@@ -160,16 +162,23 @@ export function createService(options: ServiceOptions): Service {
   };
 }
 
-/** The service's gauges (outbox, each consumer's lag, sagas); each entry unregisters one set. */
+/** The service's gauges (outbox, relay, scheduler, each consumer's lag, sagas); each entry unregisters one set. */
 function observeGauges(
   o: ResolvedServiceOptions,
-  outbox: Outbox,
-  consumers: Map<string, Consumer>,
-  orchestrator: SagaOrchestrator | undefined,
+  parts: {
+    outbox: Outbox;
+    relay: Relay;
+    scheduler: Scheduler;
+    consumers: Map<string, Consumer>;
+    orchestrator: SagaOrchestrator | undefined;
+  },
 ): Array<() => void> {
+  const { outbox, relay, scheduler, consumers, orchestrator } = parts;
   const intervalMs = o.metrics.gaugeIntervalMs;
   return [
     observeOutboxGauges(outbox, { intervalMs }),
+    observeRelayGauges(relay),
+    observeSchedulerGauges(scheduler),
     ...[...consumers.values()].map((c) => observeConsumerGauges(c)),
     ...(orchestrator ? [observeSagaGauges(orchestrator, { intervalMs })] : []),
   ];
