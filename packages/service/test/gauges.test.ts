@@ -61,6 +61,10 @@ describe('the gauges createService registers', () => {
     expect(prepared.map((p) => p.value)).toEqual([1]);
     expect(await points('eventual.outbox.prepared', { 'messaging.destination.name': 'refunds' })).toEqual([]);
     expect((await service.outbox.stats()).prepared).toBe(1);
+    // The relay's, from the one service that registers gauges.
+    const shards = await points('eventual.relay.shards.owned');
+    expect(shards.map((p) => p.value)).toEqual([service.relay.ownedShards().length]);
+    expect((await points('eventual.relay.last_publish.time')).length).toBe(1);
   });
 
   it('refuses metrics options it does not know or cannot use, saying which', async () => {
