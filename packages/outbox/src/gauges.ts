@@ -1,4 +1,12 @@
-import { asError, type GaugeReading, InvalidOptionError, integer, observeGauges, type Scheduler } from '@eventual/core';
+import {
+  asError,
+  type GaugeReading,
+  type GaugeSpec,
+  InvalidOptionError,
+  integer,
+  observeGauges,
+  type Scheduler,
+} from '@eventual/core';
 import { contextOf } from './context.js';
 import type { Outbox } from './outbox.js';
 import type { Relay } from './relay/index.js';
@@ -123,24 +131,19 @@ export function observeRelayGauges(relay: Relay): () => void {
   if (typeof (relay as Partial<Relay> | null)?.ownedShards !== 'function')
     throw new InvalidOptionError('observeRelayGauges(relay) needs a relay created with createRelay()');
   let lastPublishMs: number | undefined;
-  const off = relay.on('relay:published', () => {
-    lastPublishMs = Date.now();
-  });
-  const unregister = observeGauges(
-    '@eventual/outbox',
+  return fedByEvents(
     RELAY_GAUGES,
-    async () => [
-      { gauge: 'shards' as const, value: relay.ownedShards().length, attributes: {} },
+    () =>
+      relay.on('relay:published', () => {
+        lastPublishMs = Date.now();
+      }),
+    () => [
+      { gauge: 'shards', value: relay.ownedShards().length, attributes: {} },
       ...(lastPublishMs === undefined
         ? []
         : [{ gauge: 'lastPublish' as const, value: lastPublishMs / 1000, attributes: {} }]),
     ],
-    { intervalMs: 0, onError: ignoreMemoryRead },
   );
-  return () => {
-    off();
-    unregister();
-  };
 }
 
 const SCHEDULER_GAUGES = {
@@ -162,25 +165,38 @@ export function observeSchedulerGauges(scheduler: Scheduler): () => void {
   if (typeof (scheduler as Partial<Scheduler> | null)?.runNow !== 'function')
     throw new InvalidOptionError('observeSchedulerGauges(scheduler) needs a scheduler created with createScheduler()');
   const lastSuccessMs = new Map<string, number>();
-  const off = scheduler.on('scheduler:ran', ({ job }) => {
-    lastSuccessMs.set(job, Date.now());
-  });
-  const unregister = observeGauges(
-    '@eventual/outbox',
+  return fedByEvents(
     SCHEDULER_GAUGES,
-    async () =>
+    () =>
+      scheduler.on('scheduler:ran', ({ job }) => {
+        lastSuccessMs.set(job, Date.now());
+      }),
+    () =>
       [...lastSuccessMs].map(([job, ms]) => ({
         gauge: 'lastSuccess' as const,
         value: ms / 1000,
         attributes: { 'eventual.job.name': job },
       })),
-    { intervalMs: 0, onError: ignoreMemoryRead },
   );
+}
+
+/**
+ * Gauges read from this process's memory at each collection, kept current by events:
+ * `listen` subscribes (and returns the unsubscribe), `read` gives the values. Reading
+ * variables cannot fail, so there is nothing to report. Returns what undoes both.
+ */
+function fedByEvents<K extends string>(
+  specs: Readonly<Record<K, GaugeSpec>>,
+  listen: () => () => void,
+  read: () => Array<GaugeReading<K>>,
+): () => void {
+  const off = listen();
+  const unregister = observeGauges('@eventual/outbox', specs, async () => read(), {
+    intervalMs: 0,
+    onError: () => {},
+  });
   return () => {
     off();
     unregister();
   };
 }
-
-/** The relay and scheduler gauges read variables of this process: there is no failure to report. */
-function ignoreMemoryRead(): void {}

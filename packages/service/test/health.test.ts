@@ -9,6 +9,7 @@ import { createTopics, randomTopic, testServices } from '@eventual/devstack/test
 import { PublishError, type Publisher } from '@eventual/outbox';
 import knexFactory from 'knex';
 import { afterAll, describe, expect, it } from 'vitest';
+import { gate } from '../../consumer/test/support.js';
 import { createService, healthHandler, kafkaTransport, type Service, type Transport } from '../src/index.js';
 
 const services = testServices();
@@ -220,27 +221,20 @@ describe('service.health()', () => {
     });
     cleanups.push(() => knex.destroy());
     const service = createService({ name: 'tiny', knex, transport: kafka() });
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let holding!: () => void;
-    const isHolding = new Promise<void>((resolve) => {
-      holding = resolve;
-    });
+    const [holding, released] = [gate(), gate()];
     // The pool's only connection is busy in a transaction until the test releases it.
     const transaction = knex.transaction(async () => {
-      holding();
-      await held;
+      holding.open();
+      await released.opened;
     });
-    await isHolding;
+    await holding.opened;
     const busy = await service.health({ timeoutMs: 200 });
     expect(busy.checks.find((c) => c.name === 'database')).toEqual({
       name: 'database',
       ok: false,
       reason: 'database did not answer select 1 within 200 ms',
     });
-    release();
+    released.open();
     await transaction;
     expect((await service.health()).checks.find((c) => c.name === 'database')).toEqual({ name: 'database', ok: true });
   });
