@@ -1,5 +1,5 @@
 import type { Consumer } from '@eventual/consumer';
-import { asError, integer, type Lifecycle, type Scheduler } from '@eventual/core';
+import { asError, bool, integer, type Lifecycle, type Scheduler } from '@eventual/core';
 import type { Relay } from '@eventual/outbox';
 import type { Knex } from 'knex';
 
@@ -32,6 +32,12 @@ export interface ServiceHealth {
 export interface HealthOptions {
   /** How long the database check (`select 1`) may take before it counts as unreachable. Default 2,000 ms. */
   timeoutMs?: number;
+  /**
+   * `false` leaves the database check out (and `ready` does not account for it): what
+   * a liveness probe wants, since `live` never depends on the database and a hanging
+   * database must not make the probe itself time out. Default true.
+   */
+  database?: boolean;
 }
 
 /** The default bound of the database check. */
@@ -96,13 +102,14 @@ export function watchHealth(parts: HealthParts): (options?: HealthOptions) => Pr
 
   return async (options = {}) => {
     const timeoutMs = integer('health() options.timeoutMs', options.timeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS, 1, 600_000);
+    if (options.database !== undefined) bool('health() options.database', options.database);
     const service = parts.service.state;
     const running = service === 'running';
     const checks: HealthCheck[] = [
       running
         ? { name: 'service', ok: true }
         : { name: 'service', ok: false, reason: `service '${parts.name}' is ${service}` },
-      await databaseCheck(parts.knex, timeoutMs),
+      ...(options.database === false ? [] : [await databaseCheck(parts.knex, timeoutMs)]),
       brokerCheck([['relay', relayBroker], ...consumers.map(([name, w]) => [`consumer ${name}`, w.broker] as const)]),
       relayCheck(parts.relay),
       partCheck('scheduler', parts.scheduler),

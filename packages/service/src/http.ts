@@ -12,9 +12,10 @@ export interface HealthSource {
 export type HealthRequestListener = (req: IncomingMessage, res: ServerResponse) => void;
 
 /**
- * Serves `GET /healthz` (liveness: 200 while `live`, else 503) and `GET /readyz`
- * (readiness: 200 while `ready`, else 503), each with the whole `ServiceHealth` as its
- * JSON body, so the reasons are in the probe's log; `HEAD` answers the same status
+ * Serves `GET /healthz` (liveness: 200 while `live`, else 503; without the database
+ * check, which liveness never depends on) and `GET /readyz` (readiness: 200 while
+ * `ready`, else 503; the database answers within `timeoutMs`, so give the probe a
+ * longer timeout), each with the `ServiceHealth` as its JSON body, so the reasons are in the probe's log; `HEAD` answers the same status
  * without a body, any other path 404 and any other method 405. The path is matched
  * on `req.url` without its query, so mount it where the probes look, e.g.
  * `http.createServer(healthHandler(service))`, `app.get(['/healthz', '/readyz'], healthHandler(service))`
@@ -36,7 +37,8 @@ export function healthHandler(service: HealthSource, options: HealthOptions = {}
     if (!probe) return reply(res, req, 404, { error: `no health endpoint at ${path}: use /healthz or /readyz` });
     if (req.method !== 'GET' && req.method !== 'HEAD')
       return reply(res, req, 405, { error: `${req.method} ${path}: only GET and HEAD` }, { allow: 'GET, HEAD' });
-    service.health({ timeoutMs }).then(
+    // Liveness never depends on the database: its probe does not wait for one that hangs.
+    service.health({ timeoutMs, database: probe === 'ready' }).then(
       (health) => reply(res, req, health[probe] ? 200 : 503, health),
       // health() reports failures as checks; this would be a bug, and still an answer.
       (error: unknown) => reply(res, req, 503, { live: false, ready: false, error: asError(error).message }),

@@ -114,6 +114,10 @@ describe('service.health()', () => {
     expect(database?.ok).toBe(false);
     expect(database?.reason).toMatch(/^database (unreachable|did not answer select 1 within 5000 ms)/);
     expect(down.checks.filter((c) => !c.ok).map((c) => c.name)).toContain('database');
+    // What /healthz asks: liveness without the database, so a hanging one cannot time the probe out.
+    const liveness = await service.health({ database: false });
+    expect(liveness.live).toBe(true);
+    expect(liveness.checks.map((c) => c.name)).not.toContain('database');
 
     await server.resume();
     await expect.poll(async () => (await service.health()).ready, { timeout: 30_000 }).toBe(true);
@@ -201,6 +205,9 @@ describe('service.health()', () => {
     const ready = await get('/readyz?probe=kubelet');
     expect(ready.type).toBe('application/json; charset=utf-8');
     expect(JSON.parse(ready.body)).toMatchObject({ live: true, ready: true });
+    expect(JSON.parse(ready.body).checks.map((c: { name: string }) => c.name)).toContain('database');
+    const live = JSON.parse((await get('/healthz')).body);
+    expect(live.checks.map((c: { name: string }) => c.name)).not.toContain('database');
     expect((await get('/readyz', { method: 'HEAD' })).body).toBe('');
     expect((await get('/metrics')).status).toBe(404);
     const post = await get('/healthz', { method: 'POST' });
@@ -242,6 +249,7 @@ describe('service.health()', () => {
   it('refuses a timeout that is not a positive integer', async () => {
     const { service } = await consumingService(await services.createDatabase('health'), kafka());
     await expect(service.health({ timeoutMs: 0 })).rejects.toThrow(InvalidOptionError);
+    await expect(service.health({ database: 'no' as never })).rejects.toThrow(/health\(\) options.database must be/);
     expect(() => healthHandler(service, { timeoutMs: -1 })).toThrow(/options.timeoutMs must be an integer between 1/);
     expect(() => healthHandler({} as Service)).toThrow(InvalidOptionError);
   });
