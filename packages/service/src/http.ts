@@ -15,12 +15,12 @@ export type HealthRequestListener = (req: IncomingMessage, res: ServerResponse) 
  * Serves `GET /healthz` (liveness: 200 while `live`, else 503; without the database
  * check, which liveness never depends on) and `GET /readyz` (readiness: 200 while
  * `ready`, else 503; the database answers within `timeoutMs`, so give the probe a
- * longer timeout), each with the `ServiceHealth` as its JSON body, so the reasons are in the probe's log; `HEAD` answers the same status
- * without a body, any other path 404 and any other method 405. The path is matched
- * on `req.url` without its query, so mount it where the probes look, e.g.
- * `http.createServer(healthHandler(service))`, `app.get(['/healthz', '/readyz'], healthHandler(service))`
- * with Express, or `(request, reply) => healthHandler(service)(request.raw, reply.raw)` with Fastify
- * (then call `reply.hijack()` first).
+ * longer timeout), each with the `ServiceHealth` as its JSON body, so the reasons are
+ * in the probe's log; `HEAD` answers the same status without a body, any other path
+ * 404 and any other method 405. The path is matched on `req.url` without its query,
+ * so mount it where the probes look: `http.createServer(healthHandler(service))`;
+ * with Express `app.get(['/healthz', '/readyz'], healthHandler(service))`; with
+ * Fastify `(request, reply) => { reply.hijack(); handler(request.raw, reply.raw); }`.
  */
 export function healthHandler(service: HealthSource, options: HealthOptions = {}): HealthRequestListener {
   if (typeof (service as Partial<HealthSource> | null)?.health !== 'function')
