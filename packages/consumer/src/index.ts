@@ -20,6 +20,7 @@ export type {
   DeadLetterReason,
   RecordPosition,
 } from './events.js';
+export { observeConsumerGauges } from './gauges.js';
 export type { Handler, HandlerContext, HandlerOptions } from './handler.js';
 export { createKafkaSubscriber, type KafkaSubscriberOptions } from './kafka-subscriber.js';
 export { type InboxSchemaOptions, inboxMigrations, migrateInbox } from './migrations.js';

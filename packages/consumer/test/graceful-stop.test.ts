@@ -1,20 +1,11 @@
 import { createTopics, randomTopic } from '@eventual/devstack/testing';
 import { describe, expect, it } from 'vitest';
-import { appliedTimes, apply, consumerFixture, inboxRows, uniqueName } from './support.js';
+import { appliedTimes, apply, consumerFixture, gate, inboxRows, uniqueName } from './support.js';
 
 const fixture = consumerFixture('stop');
 const brokers = fixture.services.kafkaBrokers;
 
 const group = (groupId: string, topic: string) => fixture.group(groupId, topic);
-
-/** A promise the test resolves by hand: holds a handler inside its transaction. */
-function gate() {
-  let open!: () => void;
-  const opened = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  return { open, opened };
-}
 
 describe('stop()', () => {
   it('finishes the record in flight, commits it and its offset, and leaves the group', async () => {

@@ -170,3 +170,12 @@ export async function inboxRows(knex: Knex, consumer: Consumer) {
 }
 
 export const uniqueName = (what: string) => `${what}-${randomUUID().slice(0, 8)}`;
+
+/** A promise the test resolves by hand: holds a handler inside its transaction. */
+export function gate() {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { open, opened };
+}

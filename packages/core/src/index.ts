@@ -64,9 +64,13 @@ export {
 export {
   durationHistogram,
   failSpan,
+  type GaugeReading,
+  type GaugeReadOptions,
+  type GaugeSpec,
   instruments,
   MESSAGING,
   messageCounter,
+  observeGauges,
   spanContextFromHeaders,
   type TelemetryApi,
   TRACE_HEADER,

@@ -170,3 +170,87 @@ export function failSpan(api: TelemetryApi, span: OtelApi.Span, error: unknown):
   span.recordException(e);
   span.setStatus({ code: api.SpanStatusCode.ERROR, message: e.message });
 }
+
+/** An observable gauge `observeGauges` creates. */
+export interface GaugeSpec {
+  /** Its OpenTelemetry name (`eventual.outbox.pending`). */
+  name: string;
+  /** Its unit (`s`, `{message}`). */
+  unit: string;
+  /** What it measures. */
+  description: string;
+}
+
+/** One value a gauge read gives: of which gauge, and with which (low-cardinality) attributes. */
+export interface GaugeReading<K extends string> {
+  /** The key of the gauge in the specs. */
+  gauge: K;
+  /** Its value now. */
+  value: number;
+  /** Its attributes: topic, consumer, saga type; never ids or keys. */
+  attributes: OtelApi.Attributes;
+}
+
+/** How `observeGauges` reads. */
+export interface GaugeReadOptions {
+  /**
+   * A read is reused by every collection within this many ms of it (several readers,
+   * or a scrape storm, cost one query); 0 reads at every collection.
+   */
+  intervalMs: number;
+  /** Told when a read fails; the collection then reports nothing for these gauges. */
+  onError(error: unknown): void;
+}
+
+/**
+ * Observable gauges on `meterName`'s meter, all fed by one `read` per collection (one
+ * callback for the batch: one query serves every gauge of a table), reused for
+ * `intervalMs`. A series read once and missing from a later read (the last dead
+ * message of a topic requeued) is reported as 0, not left to go stale. Returns the
+ * function that unregisters them; without a registered meter provider nothing is
+ * registered and it does nothing, so register the SDK before starting the parts.
+ */
+export function observeGauges<K extends string>(
+  meterName: string,
+  specs: Readonly<Record<K, GaugeSpec>>,
+  read: () => Promise<Array<GaugeReading<K>>>,
+  options: GaugeReadOptions,
+): () => void {
+  if (loaded === undefined) loaded = load();
+  if (loaded === null) return () => {};
+  const meter = loaded.api.metrics.getMeterProvider().getMeter(meterName);
+  if (meter.constructor === loaded.api.createNoopMeter().constructor) return () => {};
+  const keys = Object.keys(specs) as K[];
+  const gauges = new Map(
+    keys.map((k) => [
+      k,
+      meter.createObservableGauge(specs[k].name, { unit: specs[k].unit, description: specs[k].description }),
+    ]),
+  );
+  let last: { at: number; readings: Promise<Array<GaugeReading<K>> | undefined> } | undefined;
+  const seen = new Map<string, { gauge: K; attributes: OtelApi.Attributes }>();
+  const callback: OtelApi.BatchObservableCallback = async (observer) => {
+    const now = Date.now();
+    if (!last || now - last.at >= options.intervalMs) {
+      // A failed read is reported once and cached like a good one: an outage costs one query per interval too.
+      const readings = read().catch((error: unknown) => {
+        options.onError(error);
+        return undefined;
+      });
+      last = { at: now, readings };
+    }
+    const readings = await last.readings;
+    if (!readings) return;
+    const current = new Set<string>();
+    for (const r of readings) {
+      const id = `${r.gauge}\u0000${JSON.stringify(Object.entries(r.attributes).sort(([a], [b]) => a.localeCompare(b)))}`;
+      current.add(id);
+      seen.set(id, { gauge: r.gauge, attributes: r.attributes });
+      observer.observe(gauges.get(r.gauge)!, r.value, r.attributes);
+    }
+    for (const [id, s] of seen) if (!current.has(id)) observer.observe(gauges.get(s.gauge)!, 0, s.attributes);
+  };
+  const observables = [...gauges.values()];
+  meter.addBatchObservableCallback(callback, observables);
+  return () => meter.removeBatchObservableCallback(callback, observables);
+}

@@ -33,6 +33,14 @@ export type {
   RelayEventMap,
   RelayEventName,
 } from './events.js';
+export {
+  DEFAULT_GAUGE_INTERVAL_MS,
+  type GaugeOptions,
+  gaugeInterval,
+  observeOutboxGauges,
+  observeRelayGauges,
+  observeSchedulerGauges,
+} from './gauges.js';
 export { classifyKafkaConnectError, type KafkaConnectFailure, withKafkaAdmin } from './kafka-connect.js';
 export { classifyKafkaError, createKafkaPublisher, type KafkaPublisherOptions } from './kafka-publisher.js';
 export { type EnsureKafkaTopicsOptions, ensureKafkaTopics, missingKafkaTopics } from './kafka-topics.js';

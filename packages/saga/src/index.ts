@@ -23,6 +23,7 @@ export {
   SagaStateError,
 } from './errors.js';
 export type { SagaEventMap } from './events.js';
+export { observeSagaGauges } from './gauges.js';
 export { participantMigrations, sagaMigrations } from './migrations.js';
 export type { OrchestratorOptions } from './options.js';
 export { createSagaOrchestrator, type SagaInstance, type SagaOrchestrator } from './orchestrator.js';

@@ -13,6 +13,7 @@ import type { Knex } from 'knex';
 import { type LocalAction, type SagaData, type SagaDefinition, sagaDataProblem } from './definition.js';
 import { InvalidSagaDataError, SagaConcurrencyError, SagaStateError } from './errors.js';
 import type { SagaEventMap, SagaNotice } from './events.js';
+import { registerGaugeSource } from './gauges.js';
 import { sagaMigrations } from './migrations.js';
 import { type OrchestratorOptions, type ResolvedOrchestratorOptions, resolveOrchestratorOptions } from './options.js';
 import { parseSagaReply, type SagaMessageHandler } from './protocol.js';
@@ -130,7 +131,7 @@ export function createSagaOrchestrator(options: OrchestratorOptions): SagaOrches
       return due.length;
     });
 
-  return {
+  const orchestrator: SagaOrchestrator = {
     async migrate() {
       await runMigrations(
         knex,
@@ -212,6 +213,8 @@ export function createSagaOrchestrator(options: OrchestratorOptions): SagaOrches
 
     on: (event, listener) => c.events.on(event, listener),
   };
+  registerGaugeSource(orchestrator, { knex, sagasTable, logger: o.logger });
+  return orchestrator;
 }
 
 /**

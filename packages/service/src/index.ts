@@ -11,6 +11,8 @@ export {
   TopicNotFoundError,
   type TopicSpec,
 } from '@eventual/outbox';
+export type { HealthCheck, HealthOptions, ServiceHealth } from './health.js';
+export { type HealthRequestListener, type HealthSource, healthHandler } from './http.js';
 export type {
   CommandSpec,
   ConsumerSettings,

@@ -1,5 +1,6 @@
 import type { ConsumerOptions, Handler, HandlerOptions } from '@eventual/consumer';
 import {
+  bool,
   connectTimeout,
   InvalidOptionError,
   identifier,
@@ -15,7 +16,15 @@ import {
   topicName,
   topicSpecs,
 } from '@eventual/core';
-import type { JsonValue, OutboxJobOptions, OutboxOptions, OutboxSchemaOptions, RelayOptions } from '@eventual/outbox';
+import {
+  DEFAULT_GAUGE_INTERVAL_MS,
+  gaugeInterval,
+  type JsonValue,
+  type OutboxJobOptions,
+  type OutboxOptions,
+  type OutboxSchemaOptions,
+  type RelayOptions,
+} from '@eventual/outbox';
 import type {
   AnySagaDefinition,
   CommandHandler,
@@ -160,6 +169,14 @@ export interface ServiceOptions {
    * `consumers[i].connectTimeoutMs` override it for their part.
    */
   connectTimeoutMs?: number;
+  /**
+   * The OpenTelemetry gauges the service registers at start (outbox backlog, oldest
+   * pending, prepared, dead, consumer lag, sagas by status) and removes at stop, when a
+   * meter provider is registered: `gaugeIntervalMs` is how often at most the database
+   * is read for them (default 10,000 ms; set it to your scrape interval), `gauges:
+   * false` registers none.
+   */
+  metrics?: { gauges?: boolean; gaugeIntervalMs?: number };
 }
 
 export interface ResolvedServiceOptions {
@@ -178,6 +195,7 @@ export interface ResolvedServiceOptions {
   migrate: boolean;
   topics: ResolvedTopicSpec[];
   connectTimeoutMs: number;
+  metrics: { gauges: boolean; gaugeIntervalMs: number };
 }
 
 export type ResolvedConsumer = Omit<ServiceConsumerOptions, 'handlers' | 'commands'> & {
@@ -205,6 +223,7 @@ const KEYS = [
   'migrate',
   'topics',
   'connectTimeoutMs',
+  'metrics',
 ] as const;
 
 /** Checks the wiring of a service as a whole, so a mistake is an error now, not a silent stall later. */
@@ -266,6 +285,17 @@ export function resolveServiceOptions(options: ServiceOptions): ResolvedServiceO
     migrate: options.migrate ?? true,
     topics,
     connectTimeoutMs: connectTimeout('connectTimeoutMs', options.connectTimeoutMs),
+    metrics: resolveMetrics(options.metrics),
+  };
+}
+
+function resolveMetrics(given: ServiceOptions['metrics']): ResolvedServiceOptions['metrics'] {
+  if (given === undefined) return { gauges: true, gaugeIntervalMs: DEFAULT_GAUGE_INTERVAL_MS };
+  object('metrics', given);
+  knownKeys('metrics', given, ['gauges', 'gaugeIntervalMs']);
+  return {
+    gauges: given.gauges === undefined ? true : bool('metrics.gauges', given.gauges),
+    gaugeIntervalMs: gaugeInterval('metrics.gaugeIntervalMs', given.gaugeIntervalMs),
   };
 }
 

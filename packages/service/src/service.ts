@@ -1,4 +1,4 @@
-import { type Consumer, createConsumer, type Handler } from '@eventual/consumer';
+import { type Consumer, createConsumer, type Handler, observeConsumerGauges } from '@eventual/consumer';
 import {
   asError,
   InvalidOptionError,
@@ -7,15 +7,26 @@ import {
   lifecycle,
   type Scheduler,
 } from '@eventual/core';
-import { createOutbox, createRelay, createScheduler, type Outbox, type Relay } from '@eventual/outbox';
+import {
+  createOutbox,
+  createRelay,
+  createScheduler,
+  type Outbox,
+  observeOutboxGauges,
+  observeRelayGauges,
+  observeSchedulerGauges,
+  type Relay,
+} from '@eventual/outbox';
 import {
   type CommandHandler,
   createParticipant,
   createSagaOrchestrator,
+  observeSagaGauges,
   type Participant,
   SAGA_REPLY_TYPE,
   type SagaOrchestrator,
 } from '@eventual/saga';
+import { type HealthOptions, type ServiceHealth, watchHealth } from './health.js';
 import {
   type ResolvedConsumer,
   type ResolvedServiceOptions,
@@ -38,8 +49,16 @@ export interface Service extends Lifecycle {
   readonly consumers: ReadonlyMap<string, Consumer>;
   /** The saga orchestrator: start sagas in your transactions with it. Throws if `sagas` was not configured. */
   readonly orchestrator: SagaOrchestrator;
-  /** Each part and its state, for a health check. */
+  /** Each part and its state. */
   parts(): Array<{ part: string; state: LifecycleState }>;
+  /**
+   * Liveness and readiness with a reason per failed check: the service's own state, the
+   * database (one `select 1` within `timeoutMs`), the broker (as the relay and the
+   * consumers last reported it: no connection per call), the relay (holding shard
+   * leases or waiting for them), the scheduler, and each consumer (joined its group,
+   * not stopped, its subscriber alive). `healthHandler(service)` serves it over HTTP.
+   */
+  health(options?: HealthOptions): Promise<ServiceHealth>;
 }
 
 /**
@@ -79,6 +98,7 @@ export function createService(options: ServiceOptions): Service {
     ],
   });
   const started = new Set<Lifecycle>();
+  const gauges: Array<() => void> = [];
 
   const parts = lifecycle(`service '${o.name}'`, {
     async start(signal) {
@@ -95,8 +115,11 @@ export function createService(options: ServiceOptions): Service {
         started.add(part);
         await part.start();
       }
+      if (o.metrics.gauges) gauges.push(...observeGauges(o, { outbox, relay, scheduler, consumers, orchestrator }));
     },
     async stop() {
+      // Gauges first: a stopped part has nothing true to report.
+      for (const unregister of gauges.splice(0)) unregister();
       const errors: unknown[] = [];
       const stopAll = async (list: Lifecycle[]) => {
         const results = await Promise.allSettled(list.map((part) => part.stop()));
@@ -109,6 +132,8 @@ export function createService(options: ServiceOptions): Service {
       if (errors.length > 0) throw asError(errors[0]);
     },
   });
+
+  const health = watchHealth({ name: o.name, knex: o.knex, service: parts, relay, scheduler, consumers });
 
   return {
     name: o.name,
@@ -133,7 +158,30 @@ export function createService(options: ServiceOptions): Service {
       { part: 'scheduler', state: scheduler.state },
       ...[...consumers].map(([name, c]) => ({ part: `consumer ${name}`, state: c.state })),
     ],
+    health,
   };
+}
+
+/** The service's gauges (outbox, relay, scheduler, each consumer's lag, sagas); each entry unregisters one set. */
+function observeGauges(
+  o: ResolvedServiceOptions,
+  parts: {
+    outbox: Outbox;
+    relay: Relay;
+    scheduler: Scheduler;
+    consumers: Map<string, Consumer>;
+    orchestrator: SagaOrchestrator | undefined;
+  },
+): Array<() => void> {
+  const { outbox, relay, scheduler, consumers, orchestrator } = parts;
+  const intervalMs = o.metrics.gaugeIntervalMs;
+  return [
+    observeOutboxGauges(outbox, { intervalMs }),
+    observeRelayGauges(relay),
+    observeSchedulerGauges(scheduler),
+    ...[...consumers.values()].map((c) => observeConsumerGauges(c)),
+    ...(orchestrator ? [observeSagaGauges(orchestrator, { intervalMs })] : []),
+  ];
 }
 
 interface Wiring {

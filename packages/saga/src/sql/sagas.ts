@@ -102,3 +102,22 @@ export function countSagasByStatus(table: string): Statement {
     bindings: [],
   };
 }
+
+/**
+ * The saga gauges, per type and unsettled status: how many, and the age of the oldest.
+ * Settled sagas (`completed`, `compensated`) are left out: they grow with history, and
+ * counting them would read the whole table at every interval; the `(status, updated_at)`
+ * index keeps this to the unsettled rows.
+ */
+export function selectSagaGauges(table: string): Statement {
+  return {
+    name: 'saga.selectGauges',
+    sql: `
+      select type, status, count(*)::int as count,
+        coalesce(extract(epoch from now() - min(created_at)), 0)::float8 as oldest_s
+      from ${table}
+      where status in ('running', 'compensating', 'failed')
+      group by type, status`,
+    bindings: [],
+  };
+}
