@@ -287,7 +287,7 @@ describe('a three-broker cluster, replication factor 3, min.insync.replicas 2', 
       'the relay to report the outage',
       async () => (p.relayEvents.includes('unavailable') ? true : undefined),
       {
-        timeoutMs: 90_000,
+        timeoutMs: 180_000,
       },
     );
     // Long enough for many publish attempts: none may count against the messages.
@@ -311,7 +311,7 @@ describe('a three-broker cluster, replication factor 3, min.insync.replicas 2', 
     );
     expect(p.relayEvents.filter((e) => e.startsWith('failed'))).toEqual([]);
     expect(p.relayEvents.filter((e) => e === 'unavailable')).toHaveLength(1);
-  }, 300_000);
+  }, 420_000);
 
   it('a rolling restart of all three brokers under load', async () => {
     const p = await pipeline('rolling');

@@ -2,7 +2,7 @@ import type { ProducerConfig } from 'kafkajs';
 
 /**
  * The producer settings of `createKafkaPublisher` (packages/outbox/src/kafka-publisher.ts):
- * idempotent, one request in flight, acks from all in-sync replicas (acks -1 is passed
+ * not idempotent, one request in flight, acks from all in-sync replicas (acks -1 is passed
  * per send), and its retry policy. Baselines use exactly these, and the relay gets the
  * retry policy passed explicitly, so both sides of every ratio use one configuration.
  */
@@ -10,7 +10,7 @@ export const PRODUCER_RETRY = { retries: 3, initialRetryTime: 100, maxRetryTime:
 
 export const BASELINE_PRODUCER: ProducerConfig = {
   retry: { ...PRODUCER_RETRY },
-  idempotent: true,
+  idempotent: false,
   maxInFlightRequests: 1,
 };
 

@@ -27,8 +27,16 @@ const { ConfigResourceTypes } = kafkajs;
  * topic nobody declared.
  */
 export async function missingKafkaTopics(admin: Admin, topics: readonly string[]): Promise<string[]> {
-  const existing = new Set(await admin.listTopics());
-  return topics.filter((t) => !existing.has(t));
+  let missing = [...topics];
+  // In a cluster a broker that just restarted can answer before it has heard of a
+  // topic created elsewhere: ask again, about a second in all, before calling it missing.
+  for (const pause of [0, 250, 500]) {
+    if (pause > 0) await sleep(pause);
+    const existing = new Set(await admin.listTopics());
+    missing = missing.filter((t) => !existing.has(t));
+    if (missing.length === 0) break;
+  }
+  return missing;
 }
 
 /** Options of `ensureKafkaTopics`. */
