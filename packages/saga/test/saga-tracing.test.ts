@@ -68,6 +68,21 @@ const forwardToC = (topics: SagaTopics, sagaId: string) => [
   `book ${sagaId} undefined`,
 ];
 
+/**
+ * Waits until every span above `sagaId`'s transition number `count` has ended and been
+ * exported: a participant's `process` span ends after the transition made inside it,
+ * so the transitions can all be there while the chain up to the root is not yet.
+ */
+async function traceSettled(sagaId: string, count: number) {
+  await expect
+    .poll(() => {
+      const all = recorder.spans();
+      const last = transitions(all, sagaId)[count - 1];
+      return last ? ancestry(all, last).at(-1) : undefined;
+    }, wait)
+    .toBe(`book ${sagaId} undefined`);
+}
+
 describe('saga tracing', () => {
   it('traces a saga as one trace: every step transition, each participant hop, in order', async () => {
     const { topics, start } = await tracedWorld();
@@ -76,6 +91,7 @@ describe('saga tracing', () => {
     await expect
       .poll(() => transitions(recorder.spans(), sagaId).map(described), wait)
       .toEqual([...upToC, 'step three-steps/c succeeded']);
+    await traceSettled(sagaId, 6);
     const root = only(recorder.spans(), `book ${sagaId}`);
     const spans = recorder.spans().filter((s) => ids(s).traceId === ids(root).traceId);
     const steps = transitions(spans, sagaId);
@@ -115,6 +131,7 @@ describe('saga tracing', () => {
         'compensate three-steps/a sent',
         'compensate three-steps/a succeeded',
       ]);
+    await traceSettled(sagaId, 10);
     const root = only(recorder.spans(), `book ${sagaId}`);
     const spans = recorder.spans().filter((s) => ids(s).traceId === ids(root).traceId);
     const steps = transitions(spans, sagaId);
